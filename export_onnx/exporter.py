@@ -1,0 +1,550 @@
+"""Export open_clip models to a photosearch model pack, gated on ONNX Runtime/torch parity.
+
+A pack holds the dual encoder (image and text graphs, L2-normalised embeddings) and, when asked,
+a CoCa cross-attention scorer (an image graph yielding the tokens its decoder attends to, and a
+scoring graph yielding log p(query | image) and the token count). Every graph is checked against
+torch on the same inputs before the pack is written; a pack that fails is not written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.coca_model import CoCa
+from torch import nn
+
+from photosearch import modelpack
+from photosearch.errors import PackError
+from photosearch.export_onnx.tokenizer_export import write_tokenizer
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+# The scorer needs a symbolic query length, which only the dynamo exporter traces faithfully.
+OPSET_DYNAMO = 18
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+# Parity thresholds (the issue's gate): cosine of embeddings, relative log-likelihood error.
+MIN_COSINE = {"fp32": 0.9999, "int8": 0.995}
+MAX_LOGLIK_REL_ERR = 1e-3
+
+open_clip.add_model_config(CONFIG_DIR)
+
+ProgressFn = Callable[[str], None]
+
+
+class ParityError(PackError):
+    """ONNX Runtime's output differs from torch's beyond the gate."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph wrappers: each is the exact computation the runtime will perform.
+
+
+class ImageEmbedding(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.encode_image(pixels), dim=-1)
+
+
+class TextEmbedding(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.encode_text(input_ids), dim=-1)
+
+
+class RerankerImage(nn.Module):
+    """Pixels to the image tokens CoCa's multimodal decoder cross-attends to."""
+
+    def __init__(self, coca: CoCa):
+        super().__init__()
+        self.visual = coca.visual
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        _, tokens = self.visual(pixels)
+        return tokens
+
+
+class RerankerScorer(nn.Module):
+    """log p(query | image) = sum over query tokens of log p(y_l | y_<l, image), and the count.
+
+    ``input_ids`` is one query, shape [1, length], broadcast over every image so the text tower
+    runs once per query. It may be trimmed after its end token (the runtime sends the shortest
+    form): the text tower is causal, so later positions never change the scores before them.
+    """
+
+    def __init__(self, coca: CoCa):
+        super().__init__()
+        self.text = coca.text
+        self.decoder = coca.text_decoder
+        self.pad_id = int(coca.pad_id)
+
+    def forward(
+        self, image_tokens: torch.Tensor, input_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        _, token_embs = self.text(input_ids)
+        n = image_tokens.shape[0]
+        token_embs = token_embs[:, :-1].expand(n, -1, -1)
+        labels = input_ids[:, 1:].expand(n, -1)
+        logits = self.decoder(image_tokens, token_embs)
+        logp = logits.log_softmax(dim=-1)
+        picked = logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        mask = (labels != self.pad_id).to(picked.dtype)
+        return (picked * mask).sum(dim=1), mask.sum(dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model creation
+
+
+@dataclass
+class Source:
+    """Where a model's weights come from."""
+
+    model: str
+    pretrained: str | None  # open_clip tag, or None for random weights
+    checkpoint: Path | None = None
+    checkpoint_sha256: str | None = field(default=None, init=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "library": "open_clip",
+            "library_version": open_clip.__version__,
+            "model": self.model,
+            "pretrained": self.pretrained or "none",
+            "checkpoint_sha256": self.checkpoint_sha256,
+        }
+
+
+def create_model(source: Source, *, seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
+    """An open_clip model in inference form, and its preprocessing configuration."""
+    if source.model not in open_clip.list_models():
+        raise PackError(
+            f"unknown open_clip model {source.model!r} "
+            "(see open_clip.list_models(); photosearch-tiny-clip and photosearch-tiny-coca are ours)"
+        )
+    torch.manual_seed(seed)
+    if source.checkpoint is not None:
+        if not source.checkpoint.is_file():
+            raise PackError("checkpoint file not found", file=str(source.checkpoint))
+        source.checkpoint_sha256 = modelpack.sha256_file(source.checkpoint)
+        model = open_clip.create_model(source.model, pretrained=None)
+        state = torch.load(source.checkpoint, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        model.load_state_dict(state)
+    else:
+        model = open_clip.create_model(source.model, pretrained=source.pretrained)
+        if source.pretrained is None and isinstance(model, CoCa):
+            # open_clip 3.3.0 leaves this projection as torch.empty: garbage, sometimes NaN.
+            width = model.text_decoder.width
+            nn.init.normal_(model.text_decoder.text_projection, std=width**-0.5)
+    model.eval()
+    _reparameterize(model)
+    cfg = dict(open_clip.get_model_preprocess_cfg(model))
+    return model, cfg
+
+
+def _reparameterize(model: nn.Module) -> None:
+    """Fuse train-time branches (MobileCLIP's FastViT) into their inference form, in place."""
+    if not any(hasattr(m, "reparameterize") for m in model.modules()):
+        return
+    from timm.utils.model import reparameterize_model
+
+    reparameterize_model(model, inplace=True)
+
+
+def image_spec(cfg: dict[str, Any]) -> modelpack.ImageSpec:
+    size = cfg.get("size", 224)
+    if isinstance(size, int):
+        size = (size, size)
+    return modelpack.ImageSpec(
+        size=(int(size[0]), int(size[1])),
+        mean=tuple(float(x) for x in cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)),  # type: ignore[arg-type]
+        std=tuple(float(x) for x in cfg.get("std", open_clip.OPENAI_DATASET_STD)),  # type: ignore[arg-type]
+        interpolation=str(cfg.get("interpolation", "bicubic")),
+        resize_mode=str(cfg.get("resize_mode", "shortest")),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Parity inputs: deterministic, varied, in the model's own input space.
+
+PARITY_TEXTS = [
+    "a photo of a dog on the beach at sunset",
+    "a red car left of a white house",
+    "",
+    "Zwei Katzen schlafen auf dem Sofa, daneben ein Hund!",
+    "东京的夜景",
+    "🎉 birthday party with 3 cakes & balloons",
+    "IMG_2041.jpg",
+    "the quick brown fox jumps over the lazy dog " * 12,
+    "a blue square above a small green circle",
+    "mountains, snow; lake — reflection?",
+    "l'été à Paris",
+    "two people walking in the rain with umbrellas",
+]
+
+
+def parity_pixels(spec: modelpack.ImageSpec, n: int = 6, seed: int = 0) -> np.ndarray:
+    """Images in [0, 1] (noise, gradients, flat colour, blocks), normalised like the runtime."""
+    rng = np.random.default_rng(seed)
+    h, w = spec.size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    imgs = [
+        rng.random((3, h, w), dtype=np.float32),
+        np.stack([xx / w, yy / h, (xx + yy) / (w + h)]),
+        np.ones((3, h, w), np.float32) * np.array([0.8, 0.2, 0.1], np.float32)[:, None, None],
+        ((xx // max(1, w // 4) + yy // max(1, h // 4)) % 2)[None].repeat(3, 0),
+    ]
+    while len(imgs) < n:
+        imgs.append(np.clip(rng.normal(0.5, 0.25, (3, h, w)), 0, 1).astype(np.float32))
+    x = np.stack(imgs[:n]).astype(np.float32)
+    mean = np.array(spec.mean, np.float32)[None, :, None, None]
+    std = np.array(spec.std, np.float32)[None, :, None, None]
+    return (x - mean) / std
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return (a * b).sum(-1)
+
+
+def _cpu_session(path: Path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def check_embedding_parity(
+    path: Path, input_name: str, x: np.ndarray, reference: np.ndarray, precision: str
+) -> dict[str, float]:
+    (out,) = _cpu_session(path).run(["embedding"], {input_name: x})
+    if not np.all(np.isfinite(out)):
+        raise ParityError("ONNX output is not finite", file=path.name)
+    cos = _cosines(out, reference)
+    figures = {
+        "min_cosine": float(cos.min()),
+        "max_abs_diff": float(np.abs(out - reference).max()),
+        "norm_max_dev": float(np.abs(np.linalg.norm(out, axis=-1) - 1).max()),
+    }
+    gate = MIN_COSINE[precision]
+    if figures["min_cosine"] < gate or figures["norm_max_dev"] > 1e-3:
+        raise ParityError(
+            f"parity gate failed ({precision}): min cosine {figures['min_cosine']:.6f} "
+            f"(needs >= {gate}), norm deviation {figures['norm_max_dev']:.2e}",
+            file=path.name,
+        )
+    return figures
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+
+
+def _export(
+    module: nn.Module, args: tuple, path: Path, inputs, outputs, dynamic_axes, *, dynamo=False
+) -> None:
+    # nn.MultiheadAttention's inference fast path is a fused op ONNX has no symbol for.
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        _export_unfused(module, args, path, inputs, outputs, dynamic_axes, dynamo)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def _export_unfused(module, args, path, inputs, outputs, dynamic_axes, dynamo=False) -> None:
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic_axes,
+            opset_version=OPSET_DYNAMO if dynamo else OPSET,
+            dynamo=dynamo,
+            verbose=False,
+            **({} if dynamo else {"do_constant_folding": True}),
+        )
+    if dynamo:
+        # The dynamo exporter may leave weights in a side file; fold them into one file.
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=True)
+        for side in path.parent.glob(f"{path.name}.data"):
+            side.unlink()
+        onnx.save(proto, str(path))
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantisation of MatMul/Gemm weights (activations quantised at run time)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(src),
+        str(dst),
+        op_types_to_quantize=["MatMul", "Gemm"],
+        weight_type=QuantType.QInt8,
+    )
+
+
+def _export_embedding_graph(
+    wrapper: nn.Module,
+    x: np.ndarray,
+    input_name: str,
+    dest: Path,
+    *,
+    quantize: str | None,
+    work: Path,
+) -> dict[str, Any]:
+    """Export, gate fp32 parity, optionally quantise and keep int8 only if it passes its gate."""
+    with torch.no_grad():
+        x_t = torch.from_numpy(x)
+        reference = wrapper(x_t).numpy()
+    dyn = {input_name: {0: "batch"}, "embedding": {0: "batch"}}
+    fp32 = work / f"{dest.stem}.fp32.onnx"
+    _export(wrapper, (x_t,), fp32, [input_name], ["embedding"], dyn)
+    result: dict[str, Any] = {
+        "fp32": check_embedding_parity(fp32, input_name, x, reference, "fp32"),
+        "precision": "fp32",
+    }
+    chosen = fp32
+    if quantize == "int8":
+        q = work / f"{dest.stem}.int8.onnx"
+        quantize_int8(fp32, q)
+        try:
+            result["int8"] = check_embedding_parity(q, input_name, x, reference, "int8")
+            chosen = q
+            result["precision"] = "int8"
+        except ParityError as e:
+            result["int8_rejected"] = str(e)
+            log.warning("%s: int8 rejected, keeping fp32: %s", dest.name, e)
+    shutil.move(str(chosen), dest)
+    return result
+
+
+def _trim(ids: np.ndarray, pad_id: int) -> np.ndarray:
+    """Cut trailing padding columns shared by every row (what the runtime does per batch)."""
+    used = np.nonzero((ids != pad_id).any(axis=0))[0]
+    return ids[:, : int(used[-1]) + 1] if len(used) else ids[:, :2]
+
+
+def _export_reranker(
+    coca: CoCa,
+    spec: modelpack.ImageSpec,
+    tokenizer: Any,
+    staging: Path,
+    work: Path,
+) -> dict[str, Any]:
+    pixels = parity_pixels(spec, n=4, seed=1)
+    ids_full = tokenizer(PARITY_TEXTS).numpy()
+    image_graph = RerankerImage(coca).eval()
+    scorer = RerankerScorer(coca).eval()
+
+    with torch.no_grad():
+        tokens_ref = image_graph(torch.from_numpy(pixels)).numpy()
+        # Reference from CoCa's own teacher-forcing path on full-length (padded) ids.
+        ll_ref = []
+        for i in range(len(PARITY_TEXTS)):
+            ids_i = torch.from_numpy(ids_full[i : i + 1]).repeat(len(pixels), 1)
+            out = coca(torch.from_numpy(pixels), ids_i)
+            logp = out["logits"].log_softmax(-1)
+            labels = out["labels"]
+            mask = (labels != coca.pad_id).float()
+            ll_ref.append(((logp.gather(-1, labels[..., None])[..., 0]) * mask).sum(1).numpy())
+        ll_ref = np.stack(ll_ref)  # [texts, images]
+        counts_ref = (ids_full[:, 1:] != coca.pad_id).sum(1)
+
+    img_path = staging / modelpack.RERANKER_IMAGE
+    _export(
+        image_graph,
+        (torch.from_numpy(pixels),),
+        img_path,
+        ["pixels"],
+        ["image_tokens"],
+        {"pixels": {0: "batch"}, "image_tokens": {0: "batch"}},
+    )
+    scorer_path = staging / modelpack.RERANKER_SCORER
+    _export(
+        scorer,
+        (torch.from_numpy(tokens_ref), torch.from_numpy(ids_full[:1])),
+        scorer_path,
+        ["image_tokens", "input_ids"],
+        ["log_likelihood", "token_count"],
+        {
+            "image_tokens": {0: "batch"},
+            "input_ids": {1: "length"},
+            "log_likelihood": {0: "batch"},
+            "token_count": {0: "batch"},
+        },
+        dynamo=True,
+    )
+
+    (tokens_ort,) = _cpu_session(img_path).run(["image_tokens"], {"pixels": pixels})
+    token_err = float(np.abs(tokens_ort - tokens_ref).max() / (np.abs(tokens_ref).max() + 1e-12))
+    if not np.isfinite(token_err) or token_err > 1e-3:
+        raise ParityError(f"image tokens differ from torch: rel. error {token_err:.2e}",
+                          file=img_path.name)
+    sess = _cpu_session(scorer_path)
+    worst = 0.0
+    for i in range(len(PARITY_TEXTS)):
+        # One query broadcast over all images, trimmed like the runtime trims it.
+        q = _trim(ids_full[i : i + 1], coca.pad_id)
+        ll, cnt = sess.run(None, {"image_tokens": tokens_ort, "input_ids": q})
+        rel = np.abs(ll - ll_ref[i]) / np.maximum(np.abs(ll_ref[i]), 1e-6)
+        worst = max(worst, float(rel.max()))
+        if not np.all(cnt == counts_ref[i]):
+            raise ParityError(f"token count {cnt} != {counts_ref[i]}", file=scorer_path.name)
+    # And untrimmed, full context length: the same scores.
+    ll_full, _ = sess.run(None, {"image_tokens": tokens_ort, "input_ids": ids_full[:1]})
+    worst = max(worst, float((np.abs(ll_full - ll_ref[0]) / np.abs(ll_ref[0])).max()))
+    if not np.isfinite(worst) or worst > MAX_LOGLIK_REL_ERR:
+        raise ParityError(
+            f"log-likelihood differs from torch: max rel. error {worst:.2e} "
+            f"(gate {MAX_LOGLIK_REL_ERR})",
+            file=scorer_path.name,
+        )
+    return {
+        "image_tokens_max_rel_err": token_err,
+        "loglik_max_rel_err": worst,
+        "tokens": int(tokens_ref.shape[1]),
+        "token_dim": int(tokens_ref.shape[2]),
+    }
+
+
+def parse_reranker(value: str | None) -> Source | str | None:
+    """'none' | 'self' | 'NAME:TAG' (TAG may be 'none' for random weights)."""
+    if value is None or value == "none":
+        return None
+    if value == "self":
+        return "self"
+    name, _, tag = value.partition(":")
+    if not name:
+        raise PackError(f"--reranker must be NAME:TAG, 'self' or 'none', not {value!r}")
+    return Source(model=name, pretrained=None if tag in ("", "none") else tag)
+
+
+def export_pack(
+    source: Source,
+    out: Path,
+    *,
+    reranker: Source | str | None = None,
+    quantize: str | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Export ``source`` (and optionally a CoCa reranker) to a verified pack at ``out``.
+
+    ``reranker`` is None, 'self' (the model is a CoCa and scores too), or another Source.
+    Returns the manifest written. Raises :class:`ParityError` and writes nothing on failure.
+    """
+    say = progress or (lambda msg: log.info("%s", msg))
+    if quantize not in (None, "int8"):
+        raise PackError(f"unsupported quantisation {quantize!r} (only int8)")
+    out = Path(out)
+    say(f"creating {source.model} ({source.pretrained or 'random weights'})")
+    model, cfg = create_model(source)
+    spec = image_spec(cfg)
+    tok = open_clip.get_tokenizer(source.model)
+    context_length = int(tok.context_length)
+    manifest: dict[str, Any] = {
+        "name": name or out.name,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": source.describe(),
+    }
+
+    with modelpack.staged_pack(out, overwrite=overwrite) as staging, tempfile.TemporaryDirectory(
+        prefix="photosearch-export-"
+    ) as tmp:
+        work = Path(tmp)
+        say("exporting the image encoder")
+        img = _export_embedding_graph(
+            ImageEmbedding(model).eval(),
+            parity_pixels(spec),
+            "pixels",
+            staging / modelpack.IMAGE_ENCODER,
+            quantize=quantize,
+            work=work,
+        )
+        say("exporting the text encoder")
+        txt = _export_embedding_graph(
+            TextEmbedding(model).eval(),
+            tok(PARITY_TEXTS).numpy(),
+            "input_ids",
+            staging / modelpack.TEXT_ENCODER,
+            quantize=quantize,
+            work=work,
+        )
+        with torch.no_grad():
+            dim = int(model.encode_text(tok(["x"])).shape[-1])
+        manifest["embedding_dim"] = dim
+        manifest["image"] = {"file": modelpack.IMAGE_ENCODER, **spec.to_manifest(),
+                             "precision": img["precision"]}
+        manifest["text"] = {"file": modelpack.TEXT_ENCODER, "context_length": context_length,
+                            "precision": txt["precision"]}
+        manifest["tokenizer"] = write_tokenizer(tok, staging)
+        manifest["parity"] = {"image_encoder": img, "text_encoder": txt}
+
+        if reranker is not None:
+            if reranker == "self":
+                coca, rsrc, rspec, rtok = model, source, spec, tok
+            else:
+                assert isinstance(reranker, Source)
+                say(f"creating reranker {reranker.model} ({reranker.pretrained or 'random weights'})")
+                coca, rcfg = create_model(reranker)
+                rsrc, rspec = reranker, image_spec(rcfg)
+                rtok = open_clip.get_tokenizer(reranker.model)
+            if not isinstance(coca, CoCa):
+                raise PackError(
+                    f"the reranker must be a CoCa model (a captioning decoder); "
+                    f"{rsrc.model} is a {type(coca).__name__}"
+                )
+            say("exporting the cross-attention reranker")
+            rer = _export_reranker(coca, rspec, rtok, staging, work)
+            rtok_dir = work / "reranker_tokenizer"
+            rtok_dir.mkdir()
+            rtok_cfg = write_tokenizer(rtok, rtok_dir)
+            if (rtok_dir / rtok_cfg["file"]).read_bytes() == (
+                staging / manifest["tokenizer"]["file"]
+            ).read_bytes():
+                rtok_cfg["file"] = manifest["tokenizer"]["file"]
+            else:
+                shutil.copy(rtok_dir / rtok_cfg["file"], staging / "reranker_tokenizer.json")
+                rtok_cfg["file"] = "reranker_tokenizer.json"
+            manifest["reranker"] = {
+                "source": rsrc.describe(),
+                "image_file": modelpack.RERANKER_IMAGE,
+                "scorer_file": modelpack.RERANKER_SCORER,
+                "image": rspec.to_manifest(),
+                "tokenizer": rtok_cfg,
+                "tokens": rer.pop("tokens"),
+                "token_dim": rer.pop("token_dim"),
+                "pad_id": int(coca.pad_id),
+            }
+            manifest["parity"]["reranker"] = rer
+        say("writing the manifest")
+        manifest = modelpack.finalize_manifest(staging, manifest)
+    modelpack.verify(out, full=True)
+    return manifest

@@ -1,0 +1,46 @@
+"""Every directory the app uses, derived in one place from platformdirs.
+
+``PHOTOSEARCH_HOME`` overrides them all, so tests and development never touch a user's data.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "photosearch"
+HOME_ENV = "PHOTOSEARCH_HOME"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The folders of one photosearch installation."""
+
+    data: Path  # catalog, vector index, lock file
+    models: Path  # installed model packs, one folder each
+    cache: Path  # thumbnails, reranker image tokens, downloads in progress
+    logs: Path
+
+    def ensure(self) -> Paths:
+        for p in (self.data, self.models, self.cache, self.logs):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def paths(home: str | os.PathLike[str] | None = None) -> Paths:
+    """Resolve the app's folders: ``home`` if given, else ``$PHOTOSEARCH_HOME``, else the OS's."""
+    root = home if home is not None else os.environ.get(HOME_ENV)
+    if root:
+        base = Path(root).expanduser().resolve()
+        return Paths(
+            data=base / "data", models=base / "models", cache=base / "cache", logs=base / "logs"
+        )
+    return Paths(
+        data=Path(platformdirs.user_data_dir(APP_NAME)) / "library",
+        models=Path(platformdirs.user_data_dir(APP_NAME)) / "models",
+        cache=Path(platformdirs.user_cache_dir(APP_NAME)),
+        logs=Path(platformdirs.user_log_dir(APP_NAME)),
+    )

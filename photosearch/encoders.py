@@ -1,0 +1,222 @@
+"""ONNX Runtime sessions for a model pack's graphs, made by one factory, and batch encoders.
+
+The factory filters execution providers by what really works: onnxruntime-gpu lists CUDA even
+on a machine without a GPU and then silently runs on the CPU, so the providers a session
+actually uses (``session.get_providers()``) are what gets reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from photosearch.errors import EncoderError, PackError
+from photosearch.modelpack import ModelPack
+from photosearch.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+Vector = NDArray[np.float32]
+Pixels = NDArray[np.float32]  # [N, 3, H, W], already resized and normalised
+
+# Most capable first; CPU is always last and always present.
+GPU_PROVIDERS = (
+    "CUDAExecutionProvider",
+    "CoreMLExecutionProvider",
+    "DmlExecutionProvider",
+)
+CPU = "CPUExecutionProvider"
+DEVICES = ("auto", "cpu", "gpu")
+
+_DEVICE_NAMES = {
+    "CUDAExecutionProvider": "CUDA",
+    "CoreMLExecutionProvider": "CoreML",
+    "DmlExecutionProvider": "DirectML",
+    CPU: "CPU",
+}
+
+
+def default_threads() -> int:
+    """Threads for one session: the cores this process may use, leaving the GUI some room."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, n)
+
+
+def candidate_providers(device: str = "auto") -> list[str]:
+    """Providers to ask for, in order, given a device preference ('auto', 'cpu' or 'gpu')."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if device == "cpu":
+        return [CPU]
+    available = set(ort.get_available_providers())
+    gpus = [p for p in GPU_PROVIDERS if p in available]
+    if device == "gpu" and not gpus:
+        raise EncoderError(
+            "a GPU was requested but this ONNX Runtime build has no GPU provider "
+            f"(available: {', '.join(sorted(available))})"
+        )
+    return [*gpus, CPU]
+
+
+def device_name(providers: Sequence[str]) -> str:
+    """The device a session really runs on, in words ('CUDA', 'CPU', ...)."""
+    first = providers[0] if providers else CPU
+    return _DEVICE_NAMES.get(first, first.removesuffix("ExecutionProvider"))
+
+
+def create_session(
+    path: Path, *, device: str = "auto", threads: int | None = None
+) -> ort.InferenceSession:
+    """Open one graph; raise :class:`PackError` naming the file if it is not a usable model."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # a GPU provider that cannot load is reported by us, not by ORT
+    providers = candidate_providers(device)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as e:  # onnxruntime raises its own untyped errors for bad graphs
+        raise PackError(
+            f"ONNX Runtime cannot load it: {str(e).strip().splitlines()[0][:300]}",
+            pack=str(path.parent),
+            file=path.name,
+        ) from e
+    used = session.get_providers()
+    if device == "gpu" and used and used[0] == CPU:
+        raise EncoderError(
+            f"a GPU was requested for {path.name} but ONNX Runtime could only start it on the CPU "
+            "(no working GPU or GPU libraries)"
+        )
+    if providers[0] != used[0]:
+        log.info("%s: %s unavailable, running on %s", path.name, providers[0], used[0])
+    return session
+
+
+def _check_io(
+    session: ort.InferenceSession,
+    path: Path,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+) -> None:
+    got_in = [i.name for i in session.get_inputs()]
+    got_out = [o.name for o in session.get_outputs()]
+    if got_in != list(inputs) or not set(outputs) <= set(got_out):
+        raise PackError(
+            f"unexpected graph signature: inputs {got_in}, outputs {got_out}; "
+            f"expected inputs {list(inputs)} and outputs {list(outputs)}",
+            pack=str(path.parent),
+            file=path.name,
+        )
+
+
+def _check_dim(path: Path, what: str, got: object, want: int) -> None:
+    if isinstance(got, int) and got != want:
+        raise PackError(
+            f"{what} is {got} but the manifest says {want}", pack=str(path.parent), file=path.name
+        )
+
+
+class _Encoder:
+    """Shared plumbing: one session, the providers it really uses, batched runs."""
+
+    def __init__(self, path: Path, *, device: str, threads: int | None, batch_size: int):
+        self.path = path
+        self.session = create_session(path, device=device, threads=threads)
+        self.providers: list[str] = self.session.get_providers()
+        self.batch_size = batch_size
+
+    @property
+    def device(self) -> str:
+        return device_name(self.providers)
+
+    def _run_batches(self, name: str, x: np.ndarray) -> Vector:
+        outs = []
+        for start in range(0, len(x), self.batch_size):
+            try:
+                (out,) = self.session.run(["embedding"], {name: x[start : start + self.batch_size]})
+            except Exception as e:
+                raise EncoderError(f"{self.path.name} failed on a batch: {e}") from e
+            outs.append(out)
+        return np.concatenate(outs, axis=0).astype(np.float32, copy=False)
+
+
+class ImageEncoder(_Encoder):
+    """Pixels (already preprocessed per ``pack.image``) to L2-normalised embeddings."""
+
+    def __init__(
+        self,
+        pack: ModelPack,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        batch_size: int = 32,
+    ):
+        super().__init__(pack.image_encoder, device=device, threads=threads, batch_size=batch_size)
+        self.spec = pack.image
+        self.dim = pack.embedding_dim
+        _check_io(self.session, self.path, ["pixels"], ["embedding"])
+        shape = self.session.get_inputs()[0].shape
+        if len(shape) != 4:
+            raise PackError(
+                f"input 'pixels' has rank {len(shape)}, expected 4 (N, 3, H, W)",
+                pack=str(self.path.parent),
+                file=self.path.name,
+            )
+        _check_dim(self.path, "input channel count", shape[1], 3)
+        _check_dim(self.path, "input height", shape[2], self.spec.size[0])
+        _check_dim(self.path, "input width", shape[3], self.spec.size[1])
+        _check_dim(self.path, "embedding size", self.session.get_outputs()[0].shape[-1], self.dim)
+
+    def encode(self, pixels: Pixels) -> Vector:
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        h, w = self.spec.size
+        if pixels.ndim != 4 or pixels.shape[1:] != (3, h, w):
+            raise ValueError(f"pixels must have shape (N, 3, {h}, {w}), got {pixels.shape}")
+        if len(pixels) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return self._run_batches("pixels", pixels)
+
+
+class TextEncoder(_Encoder):
+    """Texts to L2-normalised embeddings; tokenising needs neither torch nor open_clip."""
+
+    def __init__(
+        self,
+        pack: ModelPack,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        batch_size: int = 64,
+    ):
+        super().__init__(pack.text_encoder, device=device, threads=threads, batch_size=batch_size)
+        self.tokenizer = Tokenizer.from_config(pack.path, pack.tokenizer)
+        self.dim = pack.embedding_dim
+        self.context_length = pack.context_length
+        _check_io(self.session, self.path, ["input_ids"], ["embedding"])
+        _check_dim(
+            self.path, "context length", self.session.get_inputs()[0].shape[1], self.context_length
+        )
+        _check_dim(self.path, "embedding size", self.session.get_outputs()[0].shape[-1], self.dim)
+
+    def tokenize(self, texts: Sequence[str]) -> NDArray[np.int64]:
+        return self.tokenizer(list(texts), context_length=self.context_length)
+
+    def encode(self, texts: str | Sequence[str]) -> Vector:
+        if isinstance(texts, str):
+            texts = [texts]
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return self.encode_tokens(self.tokenize(texts))
+
+    def encode_tokens(self, ids: NDArray[np.int64]) -> Vector:
+        return self._run_batches("input_ids", np.ascontiguousarray(ids, dtype=np.int64))

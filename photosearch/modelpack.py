@@ -1,0 +1,375 @@
+"""Model packs: a folder holding ONNX graphs, a tokenizer and a manifest that vouches for them.
+
+A pack is verified before use: the manifest's format and version, its required fields, and the
+size and sha256 of every file it lists. Anything missing, damaged or foreign is refused with an
+error naming the file and what is wrong. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from photosearch.errors import PackError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMAT = "photosearch-modelpack"
+FORMAT_VERSION = 1
+# Written after a full verification; lets later loads skip re-hashing unchanged files.
+VERIFIED_STAMP = ".verified.json"
+
+IMAGE_ENCODER = "image_encoder.onnx"
+TEXT_ENCODER = "text_encoder.onnx"
+RERANKER_IMAGE = "reranker_image.onnx"
+RERANKER_SCORER = "reranker_scorer.onnx"
+
+_HASH_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How to turn a photo into a graph's input: read from the manifest, never hard-coded."""
+
+    size: tuple[int, int]  # (height, width)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str  # "bicubic" | "bilinear" | ...
+    resize_mode: str  # "shortest" (resize short side, centre crop) | "squash" | "longest"
+
+    @classmethod
+    def from_manifest(cls, d: dict[str, Any], where: str) -> ImageSpec:
+        try:
+            size = d["size"]
+            if isinstance(size, int):
+                size = [size, size]
+            spec = cls(
+                size=(int(size[0]), int(size[1])),
+                mean=tuple(float(x) for x in d["mean"]),  # type: ignore[arg-type]
+                std=tuple(float(x) for x in d["std"]),  # type: ignore[arg-type]
+                interpolation=str(d.get("interpolation", "bicubic")),
+                resize_mode=str(d.get("resize_mode", "shortest")),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise PackError(f"invalid {where} preprocessing entry: {e!r}", file=MANIFEST) from e
+        if len(spec.mean) != 3 or len(spec.std) != 3 or min(spec.size) < 1:
+            raise PackError(f"invalid {where} preprocessing entry: {d}", file=MANIFEST)
+        return spec
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {
+            "size": list(self.size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+            "resize_mode": self.resize_mode,
+        }
+
+
+@dataclass(frozen=True)
+class RerankerSpec:
+    """The cross-attention scorer's two graphs and what they expect."""
+
+    image_file: str
+    scorer_file: str
+    image: ImageSpec
+    tokenizer: dict[str, Any]
+    tokens: int  # image tokens the decoder attends to
+    token_dim: int
+    source: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelPack:
+    """A verified model pack on disk."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.manifest["embedding_dim"])
+
+    @property
+    def image(self) -> ImageSpec:
+        return ImageSpec.from_manifest(self.manifest["image"], "image")
+
+    @property
+    def tokenizer(self) -> dict[str, Any]:
+        return dict(self.manifest["tokenizer"])
+
+    @property
+    def context_length(self) -> int:
+        return int(self.manifest["text"]["context_length"])
+
+    @property
+    def image_encoder(self) -> Path:
+        return self.path / self.manifest["image"]["file"]
+
+    @property
+    def text_encoder(self) -> Path:
+        return self.path / self.manifest["text"]["file"]
+
+    @property
+    def reranker(self) -> RerankerSpec | None:
+        r = self.manifest.get("reranker")
+        if not r:
+            return None
+        return RerankerSpec(
+            image_file=r["image_file"],
+            scorer_file=r["scorer_file"],
+            image=ImageSpec.from_manifest(r["image"], "reranker image"),
+            tokenizer=dict(r["tokenizer"]),
+            tokens=int(r["tokens"]),
+            token_dim=int(r["token_dim"]),
+            source=dict(r.get("source", {})),
+        )
+
+    @property
+    def id(self) -> str:
+        """Identifies the dual encoder that produced a vector: the catalog records it per vector."""
+        return f"{self.name}@{self.manifest['files'][self.manifest['image']['file']]['sha256'][:12]}"
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    mf = path / MANIFEST
+    if not path.is_dir():
+        raise PackError("model pack folder does not exist", pack=str(path))
+    if not mf.is_file():
+        raise PackError("missing: this folder is not a model pack", pack=str(path), file=MANIFEST)
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PackError(f"unreadable or not JSON ({e})", pack=str(path), file=MANIFEST) from e
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise PackError(
+            f"not a photosearch model pack manifest (format is {manifest.get('format')!r})"
+            if isinstance(manifest, dict)
+            else "not a photosearch model pack manifest (not a JSON object)",
+            pack=str(path),
+            file=MANIFEST,
+        )
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise PackError(
+            f"pack format version {version!r} is not supported by this photosearch "
+            f"(it reads version {FORMAT_VERSION}); update photosearch or re-export the pack",
+            pack=str(path),
+            file=MANIFEST,
+        )
+    _check_fields(manifest, path)
+    return manifest
+
+
+_REQUIRED = {
+    "name": str,
+    "embedding_dim": int,
+    "image": dict,
+    "text": dict,
+    "tokenizer": dict,
+    "files": dict,
+    "source": dict,
+}
+
+
+def _check_fields(manifest: dict[str, Any], path: Path) -> None:
+    for key, kind in _REQUIRED.items():
+        if not isinstance(manifest.get(key), kind):
+            raise PackError(
+                f"field {key!r} is missing or not a {kind.__name__}", pack=str(path), file=MANIFEST
+            )
+    ImageSpec.from_manifest(manifest["image"], "image")
+    referenced = [manifest["image"].get("file"), manifest["text"].get("file")]
+    referenced.append(manifest["tokenizer"].get("file"))
+    if not isinstance(manifest["text"].get("context_length"), int):
+        raise PackError("field text.context_length is missing", pack=str(path), file=MANIFEST)
+    r = manifest.get("reranker")
+    if r:
+        if not isinstance(r, dict):
+            raise PackError("field 'reranker' is not an object", pack=str(path), file=MANIFEST)
+        for key in ("image_file", "scorer_file", "image", "tokenizer", "tokens", "token_dim"):
+            if key not in r:
+                raise PackError(f"field reranker.{key} is missing", pack=str(path), file=MANIFEST)
+        ImageSpec.from_manifest(r["image"], "reranker image")
+        referenced += [r["image_file"], r["scorer_file"], r["tokenizer"].get("file")]
+    for name in referenced:
+        if not isinstance(name, str) or name not in manifest["files"]:
+            raise PackError(
+                f"refers to {name!r}, which is not listed under 'files'",
+                pack=str(path),
+                file=MANIFEST,
+            )
+    for name, entry in manifest["files"].items():
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("sha256"), str)
+            or not isinstance(entry.get("size"), int)
+            or Path(name).name != name
+        ):
+            raise PackError(f"bad 'files' entry for {name!r}", pack=str(path), file=MANIFEST)
+
+
+def _stamp(path: Path, files: dict[str, Any]) -> dict[str, list[int]]:
+    out = {}
+    for name in files:
+        st = (path / name).stat()
+        out[name] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def verify(path: str | os.PathLike[str], *, full: bool = False) -> ModelPack:
+    """Verify the pack at ``path`` and return it; raise :class:`PackError` naming what is wrong.
+
+    Every listed file must exist with its recorded size and sha256, and no unlisted file may
+    sit beside them (hidden files excepted). A full verification leaves a stamp of sizes and
+    mtimes, so later calls re-hash only when a file changed; ``full=True`` always re-hashes.
+    """
+    path = Path(path)
+    manifest = _read_manifest(path)
+    files: dict[str, Any] = manifest["files"]
+
+    for name, entry in files.items():
+        f = path / name
+        if not f.is_file():
+            raise PackError("missing (listed in the manifest)", pack=str(path), file=name)
+        size = f.stat().st_size
+        if size != entry["size"]:
+            raise PackError(
+                f"damaged or foreign: {size} bytes, the manifest says {entry['size']}",
+                pack=str(path),
+                file=name,
+            )
+    listed = set(files) | {MANIFEST}
+    for f in sorted(path.iterdir()):
+        if f.name.startswith("."):
+            continue
+        if f.name not in listed:
+            raise PackError(
+                "foreign file: not part of this pack (its manifest does not list it)",
+                pack=str(path),
+                file=f.name,
+            )
+
+    stamp_file = path / VERIFIED_STAMP
+    stamp = _stamp(path, files)
+    if not full:
+        try:
+            if json.loads(stamp_file.read_text()) == {"manifest": sha256_file(path / MANIFEST),
+                                                       "files": stamp}:
+                return ModelPack(path=path, manifest=manifest)
+        except (OSError, ValueError):
+            pass
+
+    for name, entry in files.items():
+        digest = sha256_file(path / name)
+        if digest != entry["sha256"]:
+            raise PackError(
+                "damaged or foreign: its sha256 does not match the manifest",
+                pack=str(path),
+                file=name,
+            )
+    try:
+        _atomic_write_text(
+            stamp_file,
+            json.dumps({"manifest": sha256_file(path / MANIFEST), "files": stamp}),
+        )
+    except OSError as e:  # a read-only pack (e.g. inside an installed bundle) is fine
+        log.debug("could not write verification stamp in %s: %s", path, e)
+    return ModelPack(path=path, manifest=manifest)
+
+
+def load(path: str | os.PathLike[str]) -> ModelPack:
+    """Open a pack for use (verified; re-hashed only if something changed since last time)."""
+    return verify(path, full=False)
+
+
+def list_installed(models_dir: Path) -> list[Path]:
+    """Folders under ``models_dir`` that look like packs (not verified: call :func:`load`)."""
+    if not models_dir.is_dir():
+        return []
+    return sorted(p for p in models_dir.iterdir() if (p / MANIFEST).is_file())
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def finalize_manifest(staging: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Fill ``files`` with the size and sha256 of every file in ``staging`` and write it."""
+    files = {}
+    for f in sorted(staging.iterdir()):
+        if f.name == MANIFEST or f.name.startswith("."):
+            continue
+        files[f.name] = {"size": f.stat().st_size, "sha256": sha256_file(f)}
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **{k: v for k, v in manifest.items() if k not in ("format", "format_version", "files")},
+        "files": files,
+    }
+    _atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    return manifest
+
+
+@contextmanager
+def staged_pack(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Build a pack in a hidden sibling folder and move it to ``out`` only if the block succeeds.
+
+    A failure (parity gate, disk full, Ctrl-C) leaves ``out`` as it was: never half a pack.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise PackError("already exists (pass overwrite to replace it)", pack=str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        yield staging
+        _fsync_dir_files(staging)
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fsync_dir_files(folder: Path) -> None:
+    for f in folder.iterdir():
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
