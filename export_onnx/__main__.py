@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="NAME:TAG of a CoCa model to score the top K (TAG may be 'none'), 'self' when "
         "--model is itself a CoCa, or 'none' (default)",
     )
-    p.add_argument("--quantize", choices=["int8"], help="dynamic int8 MatMul/Gemm, kept if it passes parity")
+    p.add_argument(
+        "--quantize", choices=["int8"], help="dynamic int8 MatMul/Gemm, kept if it passes parity"
+    )
     p.add_argument("--out", type=Path, required=True, help="folder to create for the pack")
     p.add_argument("--name", help="pack name (default: the folder's name)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing pack at --out")

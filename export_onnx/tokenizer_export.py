@@ -68,7 +68,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 def _all_code_points() -> str:
@@ -161,7 +161,9 @@ def _check_simple_tokenizer(oc_tokenizer: Any) -> None:
             f"cannot export this {kind}: its clean mode is "
             f"{getattr(clean_fn, '__name__', clean_fn)!r}, only 'lower' is supported"
         )
-    specials = [t for t, i in oc_tokenizer.encoder.items() if i >= 512 + len(oc_tokenizer.bpe_ranks)]
+    specials = [
+        t for t, i in oc_tokenizer.encoder.items() if i >= 512 + len(oc_tokenizer.bpe_ranks)
+    ]
     if tuple(sorted(specials, key=oc_tokenizer.encoder.__getitem__)) != SPECIAL_TOKENS:
         raise ValueError(
             f"cannot export this {kind}: its special tokens are {specials}, expected "

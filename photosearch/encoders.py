@@ -7,8 +7,11 @@ actually uses (``session.get_providers()``) are what gets reported.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,6 +54,23 @@ def default_threads() -> int:
     return max(1, n)
 
 
+@functools.cache
+def _cuda_driver_present() -> bool:
+    """Whether an NVIDIA driver is installed at all.
+
+    onnxruntime-gpu lists CUDA on every machine; asking for it where no driver exists only
+    earns an error on stderr and a silent fall-back to the CPU, so do not ask.
+    """
+    names = {"win32": ["nvcuda.dll"], "darwin": []}.get(sys.platform, ["libcuda.so.1"])
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
 def candidate_providers(device: str = "auto") -> list[str]:
     """Providers to ask for, in order, given a device preference ('auto', 'cpu' or 'gpu')."""
     if device not in DEVICES:
@@ -58,11 +78,14 @@ def candidate_providers(device: str = "auto") -> list[str]:
     if device == "cpu":
         return [CPU]
     available = set(ort.get_available_providers())
+    if not _cuda_driver_present():
+        available.discard("CUDAExecutionProvider")
     gpus = [p for p in GPU_PROVIDERS if p in available]
     if device == "gpu" and not gpus:
         raise EncoderError(
-            "a GPU was requested but this ONNX Runtime build has no GPU provider "
-            f"(available: {', '.join(sorted(available))})"
+            "a GPU was requested but none can be used: no GPU provider in this ONNX Runtime "
+            "build, or no GPU driver on this machine "
+            f"(providers: {', '.join(ort.get_available_providers())})"
         )
     return [*gpus, CPU]
 

@@ -150,7 +150,9 @@ class ModelPack:
     @property
     def id(self) -> str:
         """Identifies the dual encoder that produced a vector: the catalog records it per vector."""
-        return f"{self.name}@{self.manifest['files'][self.manifest['image']['file']]['sha256'][:12]}"
+        return (
+            f"{self.name}@{self.manifest['files'][self.manifest['image']['file']]['sha256'][:12]}"
+        )
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
@@ -276,8 +278,10 @@ def verify(path: str | os.PathLike[str], *, full: bool = False) -> ModelPack:
     stamp = _stamp(path, files)
     if not full:
         try:
-            if json.loads(stamp_file.read_text()) == {"manifest": sha256_file(path / MANIFEST),
-                                                       "files": stamp}:
+            if json.loads(stamp_file.read_text()) == {
+                "manifest": sha256_file(path / MANIFEST),
+                "files": stamp,
+            }:
                 return ModelPack(path=path, manifest=manifest)
         except (OSError, ValueError):
             pass

@@ -1,0 +1,242 @@
+"""Text to CLIP token ids without torch or open_clip: open_clip's ``SimpleTokenizer``, reproduced
+exactly from a pack's ``tokenizer.json`` (written by ``photosearch.export_onnx.tokenizer_export``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ftfy
+import numpy as np
+from numpy.typing import NDArray
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers import models
+
+from photosearch.errors import PackError
+
+log = logging.getLogger(__name__)
+
+KIND = "clip-bpe"
+END_OF_WORD = "</w>"
+_REQUIRED: dict[str, type] = {
+    "kind": str,
+    "file": str,
+    "context_length": int,
+    "sot_id": int,
+    "eot_id": int,
+    "pad_id": int,
+    "clean": str,
+}
+
+
+def clean_lower(text: str) -> str:
+    """open_clip's 'lower' cleaning, step for step: ftfy, HTML unescaped twice, whitespace, case."""
+    text = ftfy.fix_text(text)
+    text = html.unescape(html.unescape(text))
+    text = text.strip()
+    text = " ".join(text.split())
+    return text.strip().lower()
+
+
+class Tokenizer:
+    """CLIP byte-level BPE; ``tok(texts)`` equals open_clip's ``tokenizer(texts).numpy()``.
+
+    Cleaning runs in Python (``ftfy`` and ``str.lower`` have no exact ``tokenizers`` counterpart);
+    splitting and BPE run in the ``tokenizers`` library, batched. Texts that literally contain a
+    special token (``<start_of_text>``, ``<end_of_text>``) take a slower path: open_clip honours
+    such a token only where its regex scan lands on it (not in ``"!<end_of_text>"``, where the
+    ``!<`` is one punctuation run), while ``tokenizers`` would cut added tokens out everywhere.
+    """
+
+    def __init__(
+        self,
+        hf: HFTokenizer,
+        *,
+        context_length: int,
+        sot_id: int,
+        eot_id: int,
+        pad_id: int = 0,
+        source: str = "tokenizer",
+    ) -> None:
+        self._hf = hf
+        self.context_length = context_length
+        self.sot_id = sot_id
+        self.eot_id = eot_id
+        self.pad_id = pad_id
+        self.source = source
+        self._pre = hf.pre_tokenizer
+        self._model = hf.model
+        self._specials: dict[str, int] = {
+            tok.content: int(i) for i, tok in hf.get_added_tokens_decoder().items()
+        }
+
+    @classmethod
+    def from_config(cls, pack_dir: Path, config: Mapping[str, Any]) -> Tokenizer:
+        """Load the tokenizer a manifest's ``tokenizer`` entry describes; ``PackError`` if unfit."""
+        pack = str(pack_dir)
+        if not isinstance(config, Mapping):
+            raise PackError(
+                f"tokenizer entry is a {type(config).__name__}, not an object", pack=pack
+            )
+        name = config.get("file")
+        where = name if isinstance(name, str) and name else None
+        for key, kind in _REQUIRED.items():
+            value = config.get(key)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise PackError(
+                    f"tokenizer entry field {key!r} is missing or not a {kind.__name__} "
+                    f"(got {value!r})",
+                    pack=pack,
+                    file=where,
+                )
+        if config["kind"] != KIND:
+            raise PackError(
+                f"tokenizer kind {config['kind']!r} is not supported (this photosearch reads "
+                f"{KIND!r})",
+                pack=pack,
+                file=where,
+            )
+        if config["clean"] != "lower":
+            raise PackError(
+                f"tokenizer clean mode {config['clean']!r} is not supported (only 'lower')",
+                pack=pack,
+                file=where,
+            )
+        if Path(name).name != name or name in (".", ".."):
+            raise PackError("tokenizer file must be a plain file name", pack=pack, file=name)
+        if config["context_length"] < 2:
+            raise PackError(
+                f"tokenizer context_length {config['context_length']} is below 2",
+                pack=pack,
+                file=name,
+            )
+        path = Path(pack_dir) / name
+        hf = _load(path, pack, name)
+        _check(hf, config, pack, name)
+        tok = cls(
+            hf,
+            context_length=config["context_length"],
+            sot_id=config["sot_id"],
+            eot_id=config["eot_id"],
+            pad_id=config["pad_id"],
+            source=str(path),
+        )
+        probe = tok.encode("a")
+        if probe != [hf.token_to_id("a" + END_OF_WORD)]:
+            raise PackError(
+                f"is not a CLIP byte-level BPE tokenizer ('a' encodes as {probe})",
+                pack=pack,
+                file=name,
+            )
+        log.debug("loaded %s (context length %d)", path, tok.context_length)
+        return tok
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._hf.get_vocab_size(with_added_tokens=True))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of one text, without the start and end tokens."""
+        return self.encode_batch([text])[0]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, without the start and end tokens."""
+        cleaned: list[str] = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text {i} is a {type(text).__name__}, not a str")
+            cleaned.append(clean_lower(text))
+        out: list[list[int]] = [[] for _ in cleaned]
+        plain: list[int] = []
+        for i, text in enumerate(cleaned):
+            if any(s in text for s in self._specials):
+                out[i] = self._encode_with_specials(text)
+            else:
+                plain.append(i)
+        if plain:
+            encodings = self._hf.encode_batch([cleaned[i] for i in plain], add_special_tokens=False)
+            for i, enc in zip(plain, encodings, strict=True):
+                out[i] = enc.ids
+        return out
+
+    def _encode_with_specials(self, text: str) -> list[int]:
+        """Split exactly as open_clip's regex does, then map whole special pieces to their ids."""
+        ids: list[int] = []
+        for piece, _ in self._pre.pre_tokenize_str(text):
+            special = self._specials.get(piece)
+            if special is not None:
+                ids.append(special)
+            else:
+                ids.extend(t.id for t in self._model.tokenize(piece))
+        return ids
+
+    def __call__(
+        self, texts: str | Sequence[str], context_length: int | None = None
+    ) -> NDArray[np.int64]:
+        """Token ids, shape ``[len(texts), context_length]``: start, text, end, then padding.
+
+        Texts too long keep their first ``context_length - 1`` tokens and end with the end token,
+        as open_clip's truncation does.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        length = context_length or self.context_length
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(f"context_length must be a positive int, not {length!r}")
+        rows = self.encode_batch(texts)
+        result = np.full((len(rows), length), self.pad_id, dtype=np.int64)
+        for i, ids in enumerate(rows):
+            tokens = [self.sot_id, *ids, self.eot_id]
+            if len(tokens) > length:
+                tokens = tokens[:length]
+                tokens[-1] = self.eot_id
+            result[i, : len(tokens)] = tokens
+        return result
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of token ids (special tokens and padding left out); for diagnostics."""
+        keep = [int(i) for i in ids if int(i) not in (self.pad_id, self.sot_id, self.eot_id)]
+        return str(self._hf.decode(keep, skip_special_tokens=True)).strip()
+
+
+def _load(path: Path, pack: str, name: str) -> HFTokenizer:
+    if not path.is_file():
+        raise PackError("tokenizer file is missing", pack=pack, file=name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PackError(f"tokenizer file is unreadable ({e})", pack=pack, file=name) from e
+    try:
+        return HFTokenizer.from_str(text)
+    except Exception as e:  # the library raises a bare Exception for every kind of bad file
+        try:
+            json.loads(text)  # only now: parsing it twice costs tens of milliseconds
+        except json.JSONDecodeError as je:
+            raise PackError(f"tokenizer file is not valid JSON ({je})", pack=pack, file=name) from e
+        raise PackError(
+            f"tokenizer file is not a valid tokenizers file ({e})", pack=pack, file=name
+        ) from e
+
+
+def _check(hf: HFTokenizer, config: Mapping[str, Any], pack: str, name: str) -> None:
+    problems: list[str] = []
+    if not isinstance(hf.model, models.BPE):
+        problems.append(f"its model is {type(hf.model).__name__}, not BPE")
+    elif hf.model.end_of_word_suffix != END_OF_WORD:
+        problems.append(f"its end-of-word suffix is {hf.model.end_of_word_suffix!r}, not '</w>'")
+    if hf.pre_tokenizer is None:
+        problems.append("it has no pre-tokenizer")
+    if hf.normalizer is not None:
+        problems.append("it has a normalizer (cleaning belongs to the runtime)")
+    for key, token in (("sot_id", "<start_of_text>"), ("eot_id", "<end_of_text>")):
+        if hf.token_to_id(token) != config[key]:
+            problems.append(
+                f"{token} has id {hf.token_to_id(token)}, the manifest says {config[key]}"
+            )
+    if problems:
+        raise PackError("tokenizer file does not fit: " + "; ".join(problems), pack=pack, file=name)

@@ -1,0 +1,162 @@
+"""The design's boundaries, checked mechanically: engine without Qt, runtime without torch."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE = ROOT / "photosearch"
+FORBIDDEN_IN_ENGINE = (
+    "photosearch.ui",
+    "photosearch.export_onnx",
+    "PySide6",
+    "shiboken6",
+    "torch",
+    "open_clip",
+)
+
+
+def engine_modules() -> list[str]:
+    mods = []
+    for f in sorted(ENGINE.rglob("*.py")):
+        rel = f.relative_to(ROOT).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+            if parts == ["photosearch"]:
+                continue  # the root package is also the parent of photosearch.ui
+        mods.append(".".join(parts))
+    return mods
+
+
+def test_import_linter_contracts_hold() -> None:
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint, "import-linter is not installed (it is in the 'dev' extra)"
+    run = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 broken" in run.stdout
+
+
+def test_contracts_cover_every_engine_module() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for contract in config["tool"]["importlinter"]["contracts"]:
+        assert set(contract["source_modules"]) == set(engine_modules()), contract["name"]
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):  # includes imports inside functions (lazy imports)
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("module", engine_modules())
+def test_engine_module_imports_nothing_forbidden(module: str) -> None:
+    path = ROOT / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = ROOT / module.replace(".", "/") / "__init__.py"
+    bad = sorted(
+        name
+        for name in _imports(ast.parse(path.read_text()))
+        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN_IN_ENGINE)
+    )
+    assert bad == [], f"{module} imports {bad}"
+
+
+def test_engine_imports_with_qt_and_torch_unavailable() -> None:
+    """A headless install without PySide6 or torch still runs the whole engine."""
+    mods = [m for m in engine_modules() if m != "photosearch.__main__"]
+    code = textwrap.dedent(
+        f"""
+        import importlib, sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("PySide6", "shiboken6", "torch", "open_clip"):
+                    raise ImportError(f"blocked for this test: {{name}}")
+        sys.meta_path.insert(0, Block())
+        for m in {mods!r}:
+            importlib.import_module(m)
+        print("ok")
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "ok"
+
+
+def test_wheel_maps_ui_and_export_onnx_into_photosearch(tmp_path: Path) -> None:
+    """package-dir mapping: ui/ and export_onnx/ install as photosearch.ui / .export_onnx."""
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("photosearch-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in (
+        "photosearch/__init__.py",
+        "photosearch/modelpack.py",
+        "photosearch/ui/__init__.py",
+        "photosearch/export_onnx/exporter.py",
+        "photosearch/export_onnx/model_configs/photosearch-tiny-coca.json",
+    ):
+        assert expected in names
+    assert not any(n.startswith(("ui/", "export_onnx/", "tests/")) for n in names)
+
+    target = tmp_path / "site"
+    inst = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert inst.returncode == 0, inst.stderr
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import photosearch, photosearch.ui, photosearch.modelpack;print(photosearch.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip().startswith(str(target))

@@ -1,0 +1,226 @@
+"""Export parity: the pack's ONNX graphs compute what the open_clip model computes.
+
+The tests re-check parity themselves on fresh inputs, through the runtime encoders, rather than
+trusting the exporter's own figures. The real architectures are in the ``slow`` group.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+open_clip = pytest.importorskip("open_clip")
+
+from photosearch import modelpack  # noqa: E402
+from photosearch.encoders import ImageEncoder, TextEncoder  # noqa: E402
+from photosearch.export_onnx import exporter  # noqa: E402
+from photosearch.rerank import CrossAttentionScorer  # noqa: E402
+
+FRESH_TEXTS = [
+    "a cat sleeping on a red sofa",
+    "two green triangles below a yellow star",
+    "Strand bei Sonnenuntergang",
+    "",
+    "a " * 100,
+    "😀 party",
+]
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return (a * b).sum(-1)
+
+
+def _fresh_pixels(spec: modelpack.ImageSpec, n: int = 5) -> np.ndarray:
+    return exporter.parity_pixels(spec, n=n, seed=1234)
+
+
+def _reference_model(name: str):
+    model, _ = exporter.create_model(exporter.Source(name, None))  # same seed as the export
+    return model
+
+
+def _assert_dual_encoder_parity(pack_dir: Path, model_name: str) -> None:
+    pack = modelpack.load(pack_dir)
+    model = _reference_model(model_name)
+    tok = open_clip.get_tokenizer(model_name)
+    pixels = _fresh_pixels(pack.image)
+    with torch.no_grad():
+        ref_img = torch.nn.functional.normalize(
+            model.encode_image(torch.from_numpy(pixels)), dim=-1
+        )
+        ref_txt = torch.nn.functional.normalize(model.encode_text(tok(FRESH_TEXTS)), dim=-1)
+
+    img = ImageEncoder(pack, device="cpu").encode(pixels)
+    txt = TextEncoder(pack, device="cpu").encode(FRESH_TEXTS)
+    gate = {m: exporter.MIN_COSINE[pack.manifest[m]["precision"]] for m in ("image", "text")}
+    assert _cos(img, ref_img.numpy()).min() >= gate["image"]
+    assert _cos(txt, ref_txt.numpy()).min() >= gate["text"]
+    np.testing.assert_allclose(np.linalg.norm(img, axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(txt, axis=1), 1.0, atol=1e-4)
+
+
+def test_tiny_clip_parity(tiny_clip_pack: Path) -> None:
+    _assert_dual_encoder_parity(tiny_clip_pack, "photosearch-tiny-clip")
+
+
+def test_tiny_coca_parity_and_reranker_loglik(tiny_coca_pack: Path) -> None:
+    _assert_dual_encoder_parity(tiny_coca_pack, "photosearch-tiny-coca")
+    pack = modelpack.load(tiny_coca_pack)
+    assert pack.reranker is not None
+    coca = _reference_model("photosearch-tiny-coca")
+    tok = open_clip.get_tokenizer("photosearch-tiny-coca")
+    pixels = _fresh_pixels(pack.reranker.image, n=4)
+    scorer = CrossAttentionScorer(pack, device="cpu")
+    for text in FRESH_TEXTS[:3]:
+        ids = tok([text]).repeat(len(pixels), 1)
+        with torch.no_grad():
+            out = coca(torch.from_numpy(pixels), ids)
+            logp = out["logits"].log_softmax(-1)
+            mask = out["labels"] != 0
+            ref = (logp.gather(-1, out["labels"][..., None])[..., 0] * mask).sum(1).numpy()
+        ll, count = scorer.score(text, scorer.image_tokens(pixels))
+        np.testing.assert_allclose(ll, ref, rtol=exporter.MAX_LOGLIK_REL_ERR)
+        assert (count == mask.sum(1).numpy()).all()
+
+
+def test_quantisation_is_kept_only_when_it_passes(tiny_clip_pack: Path) -> None:
+    m = modelpack.load(tiny_clip_pack).manifest
+    for part, key in (("image", "image_encoder"), ("text", "text_encoder")):
+        figures = m["parity"][key]
+        assert m[part]["precision"] == figures["precision"]
+        if figures["precision"] == "int8":
+            assert figures["int8"]["min_cosine"] >= exporter.MIN_COSINE["int8"]
+        else:
+            assert "parity gate failed" in figures["int8_rejected"]
+        assert figures["fp32"]["min_cosine"] >= exporter.MIN_COSINE["fp32"]
+
+
+def test_failed_parity_writes_no_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(exporter.MIN_COSINE, "fp32", 1.01)  # an impossible gate
+    out = tmp_path / "never"
+    with pytest.raises(exporter.ParityError, match="parity gate failed"):
+        exporter.export_pack(exporter.Source("photosearch-tiny-clip", None), out)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reranker_must_be_a_captioner(tmp_path: Path) -> None:
+    with pytest.raises(modelpack.PackError, match="must be a CoCa model"):
+        exporter.export_pack(
+            exporter.Source("photosearch-tiny-clip", None), tmp_path / "p", reranker="self"
+        )
+    assert not (tmp_path / "p").exists()
+
+
+def test_checkpoint_weights_are_exported_and_recorded(tmp_path: Path) -> None:
+    model = _reference_model("photosearch-tiny-clip")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.5)
+    ckpt = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), ckpt)
+    out = tmp_path / "from-ckpt"
+    m = exporter.export_pack(exporter.Source("photosearch-tiny-clip", None, checkpoint=ckpt), out)
+    assert m["source"]["checkpoint_sha256"] == modelpack.sha256_file(ckpt)
+    tok = open_clip.get_tokenizer("photosearch-tiny-clip")
+    with torch.no_grad():
+        ref = torch.nn.functional.normalize(model.encode_text(tok(FRESH_TEXTS)), dim=-1).numpy()
+    got = TextEncoder(modelpack.load(out), device="cpu").encode(FRESH_TEXTS)
+    assert _cos(got, ref).min() >= 0.9999
+
+
+def test_exporter_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "cli-pack"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "photosearch.export_onnx",
+            "--model",
+            "photosearch-tiny-clip",
+            "--pretrained",
+            "none",
+            "--out",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"wrote {out}" in run.stdout
+    assert modelpack.verify(out, full=True).manifest["source"]["model"] == "photosearch-tiny-clip"
+
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "photosearch.export_onnx",
+            "--model",
+            "photosearch-tiny-clip",
+            "--pretrained",
+            "none",
+            "--out",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "photosearch.export_onnx",
+            "--model",
+            "no-such-model",
+            "--pretrained",
+            "none",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert bad.returncode == 1 and "unknown open_clip model 'no-such-model'" in bad.stderr
+    assert not (tmp_path / "x").exists()
+
+
+REAL = [
+    ("ViT-B-32-256", "none"),
+    ("MobileCLIP-S2", "none"),
+    ("coca_ViT-B-32", "self"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model_name", "reranker"), REAL, ids=[r[0] for r in REAL])
+def test_real_architecture_parity(
+    model_name: str, reranker: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    out = tmp_path_factory.mktemp("real") / model_name
+    m = exporter.export_pack(
+        exporter.Source(model_name, None),
+        out,
+        reranker=exporter.parse_reranker(reranker),
+        quantize="int8",
+    )
+    (tmp_path_factory.getbasetemp() / f"{model_name}.parity.json").write_text(
+        json.dumps(m["parity"], indent=2)
+    )
+    _assert_dual_encoder_parity(out, model_name)
+    if reranker == "self":
+        assert m["parity"]["reranker"]["loglik_max_rel_err"] <= exporter.MAX_LOGLIK_REL_ERR
