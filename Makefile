@@ -1,0 +1,41 @@
+# Two commands for newcomers (see README): `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test test-fast lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+
+# The app's runtime only: ONNX Runtime, FAISS, Qt, no torch.
+$(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# Adds the model-preparation extra (torch, open_clip) and the developer tools.
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[export,dev]'
+	touch $@ $(VENV)/.installed-runtime
+
+run: $(VENV)/.installed-runtime
+	$(BIN)/photosearch
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Everything, including the slow group that exports the real architectures (minutes).
+test: lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+# The quick loop while developing: skips the real-architecture exports.
+test-fast: $(VENV)/.installed-dev
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/encoders.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
