@@ -1,0 +1,603 @@
+"""Encoder speed on this machine: torch fp32 vs ONNX Runtime fp32 vs ONNX Runtime int8.
+
+For each real architecture (random weights, ``exporter.Source(name, None)``) this measures the
+image encoder (images/s) and the text encoder (texts/s) three ways, in one run:
+
+- torch fp32: the open_clip model in eval mode under ``torch.inference_mode()``, wrapped exactly
+  as the exporter wraps it (L2-normalised output), ``torch.set_num_threads`` = ORT's threads;
+- ONNX Runtime fp32: the pack's graphs through the app's own ``ImageEncoder``/``TextEncoder``
+  (device "cpu");
+- ONNX Runtime int8: the same classes on a derived pack whose two encoder graphs are
+  ``exporter.quantize_int8`` of the fp32 graphs (manifest recomputed with
+  ``modelpack.finalize_manifest``), measured even where the export gate would reject int8; its
+  minimum cosine against torch fp32 is reported beside its speed.
+
+Text timings include tokenisation on both sides (open_clip's tokenizer for torch, the pack's
+tokenizer inside ``TextEncoder.encode`` for ORT); tokenisation alone is timed too. For CoCa the
+cross-attention reranker is measured as well: image-token extraction (images/s) and scoring one
+query against K candidate image-token sets (candidates/s), ``photosearch.rerank`` vs torch.
+
+Backends are timed round-robin (one repetition of each in turn) after a warm-up, so drift on a
+shared machine hits them alike; the median of the repetitions is reported. Packs are exported
+once into a cache folder and reused while ``modelpack.load`` accepts them.
+
+    python benchmarks/encoders.py [--quick] [--models NAME ...] [--out DIR] [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import open_clip
+import torch
+
+from photosearch import modelpack
+from photosearch.encoders import ImageEncoder, TextEncoder, default_threads
+from photosearch.errors import PackError
+from photosearch.export_onnx import exporter
+from photosearch.rerank import CrossAttentionScorer
+
+MODELS = ("ViT-B-32-256", "MobileCLIP-S2", "coca_ViT-B-32")
+IMAGE_BATCH = 16
+RERANK_K = 50
+RERANK_QUERY = "a red car left of a white house"
+BASELINE = "torch fp32"
+INFO = ".benchmark.json"  # hidden, so pack verification ignores it
+MB = 1e6
+
+# The export gate's texts first (odd scripts, emoji, an over-long one), then ordinary queries.
+TEXTS = exporter.PARITY_TEXTS + [
+    f"{subject} {place}"
+    for subject in ("a black cat", "children playing", "an old bicycle", "a bowl of ramen")
+    for place in ("in the snow", "on a wooden table", "at the harbour", "under a tree", "at night")
+]
+TEXT_BATCH = len(TEXTS)  # 32
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+@dataclass
+class Timing:
+    """Wall-clock seconds of each timed repetition of one call that processes ``items`` items."""
+
+    items: int
+    seconds: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.median
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "median_s": self.median,
+            "per_s": self.rate,
+            "seconds": self.seconds,
+        }
+
+
+def time_round_robin(
+    calls: dict[str, Callable[[], object]], items: int, *, warmup: int, reps: int
+) -> dict[str, Timing]:
+    """Warm every call up, then time them in turn, ``reps`` rounds."""
+    for _ in range(warmup):
+        for fn in calls.values():
+            fn()
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(reps):
+        for name, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            seconds[name].append(time.perf_counter() - t0)
+    return {name: Timing(items, s) for name, s in seconds.items()}
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return float((a * b).sum(-1).min())
+
+
+# ---------------------------------------------------------------------------------------------
+# Packs: exported once, then reused while they verify
+
+
+def _read_info(path: Path) -> dict[str, Any]:
+    return json.loads((path / INFO).read_text())
+
+
+def _write_info(path: Path, info: dict[str, Any]) -> None:
+    (path / INFO).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _graph_sizes(pack: modelpack.ModelPack, names: Sequence[str]) -> dict[str, float]:
+    return {name: pack.manifest["files"][name]["size"] / MB for name in names}
+
+
+def ensure_fp32_pack(name: str, cache: Path) -> tuple[modelpack.ModelPack, dict[str, Any]]:
+    """The fp32 pack of ``name`` (with its own reranker if it is a CoCa), exported if needed."""
+    path = cache / name
+    wants_reranker = name.startswith("coca")
+    try:
+        pack = modelpack.load(path)
+        info = _read_info(path)
+        src = pack.manifest["source"]
+        if (
+            src["model"] == name
+            and src["pretrained"] == "none"
+            and src["library_version"] == open_clip.__version__
+            and (pack.reranker is not None) == wants_reranker
+        ):
+            say(f"{name}: reusing the pack in {path}")
+            return pack, {**info, "reused": True}
+    except (PackError, OSError, ValueError, KeyError):
+        pass
+    say(f"{name}: exporting the fp32 pack to {path}")
+    t0 = time.perf_counter()
+    exporter.export_pack(
+        exporter.Source(name, None),
+        path,
+        reranker="self" if wants_reranker else None,
+        overwrite=True,
+        progress=lambda msg: say(f"{name}: {msg}"),
+    )
+    info = {
+        "export_s": time.perf_counter() - t0,
+        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    _write_info(path, info)
+    return modelpack.load(path), {**info, "reused": False}
+
+
+def ensure_int8_pack(
+    fp32: modelpack.ModelPack, cache: Path
+) -> tuple[modelpack.ModelPack, dict[str, Any]]:
+    """A dual-encoder pack whose two graphs are the dynamic-int8 versions of ``fp32``'s."""
+    path = cache / f"{fp32.path.name}-int8"
+    graphs = (modelpack.IMAGE_ENCODER, modelpack.TEXT_ENCODER)
+    origin = {g: fp32.manifest["files"][g]["sha256"] for g in graphs}
+    try:
+        pack = modelpack.load(path)
+        info = _read_info(path)
+        if info["int8_of"] == origin:
+            return pack, {**info, "reused": True}
+    except (PackError, OSError, ValueError, KeyError):
+        pass
+    say(f"{fp32.name}: quantising its encoders to int8 in {path}")
+    manifest = {k: v for k, v in fp32.manifest.items() if k not in ("files", "parity", "reranker")}
+    manifest["name"] = path.name
+    manifest["image"] = {**manifest["image"], "precision": "int8"}
+    manifest["text"] = {**manifest["text"], "precision": "int8"}
+    t0 = time.perf_counter()
+    with modelpack.staged_pack(path, overwrite=True) as staging:
+        tok_file = fp32.tokenizer["file"]
+        shutil.copy2(fp32.path / tok_file, staging / tok_file)
+        for g in graphs:
+            exporter.quantize_int8(fp32.path / g, staging / g)
+        modelpack.finalize_manifest(staging, manifest)
+    info = {"quantize_s": time.perf_counter() - t0, "int8_of": origin}
+    _write_info(path, info)
+    return modelpack.load(path), {**info, "reused": False}
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+
+
+def bench_encoders(
+    name: str,
+    model: torch.nn.Module,
+    packs: dict[str, modelpack.ModelPack],
+    *,
+    threads: int,
+    warmup: int,
+    reps: int,
+) -> dict[str, Any]:
+    """Image and text encoders: torch fp32 against the app's ORT encoders on each pack."""
+    spec = packs["ORT fp32"].image
+    # Includes the export gate's images (noise, gradient, flat colour, checkerboard).
+    pixels = exporter.parity_pixels(spec, n=IMAGE_BATCH)
+    image_torch = exporter.ImageEmbedding(model).eval()
+    text_torch = exporter.TextEmbedding(model).eval()
+    oc_tokenizer = open_clip.get_tokenizer(name)
+
+    def torch_image() -> np.ndarray:
+        with torch.inference_mode():
+            return image_torch(torch.from_numpy(pixels)).numpy()
+
+    def torch_text() -> np.ndarray:
+        with torch.inference_mode():
+            return text_torch(oc_tokenizer(TEXTS)).numpy()
+
+    image_calls: dict[str, Callable[[], np.ndarray]] = {BASELINE: torch_image}
+    text_calls: dict[str, Callable[[], np.ndarray]] = {BASELINE: torch_text}
+    providers: dict[str, list[str]] = {BASELINE: ["torch CPU"]}
+    text_encoders: dict[str, TextEncoder] = {}
+    for backend, pack in packs.items():
+        img = ImageEncoder(pack, device="cpu", threads=threads, batch_size=IMAGE_BATCH)
+        txt = TextEncoder(pack, device="cpu", threads=threads, batch_size=TEXT_BATCH)
+        image_calls[backend] = lambda img=img: img.encode(pixels)
+        text_calls[backend] = lambda txt=txt: txt.encode(TEXTS)
+        providers[backend] = sorted(set(img.providers) | set(txt.providers))
+        text_encoders[backend] = txt
+
+    ref_image, ref_text = torch_image(), torch_text()
+    cosines = {
+        backend: {
+            "image": min_cosine(image_calls[backend](), ref_image),
+            "text": min_cosine(text_calls[backend](), ref_text),
+        }
+        for backend in packs
+    }
+    say(f"{name}: timing image encoders ({IMAGE_BATCH} images per call)")
+    images = time_round_robin(image_calls, IMAGE_BATCH, warmup=warmup, reps=reps)
+    say(f"{name}: timing text encoders ({TEXT_BATCH} texts per call, tokenisation included)")
+    texts = time_round_robin(text_calls, TEXT_BATCH, warmup=warmup, reps=reps)
+    tokenisers = time_round_robin(
+        {
+            "open_clip": lambda: oc_tokenizer(TEXTS),
+            "pack": lambda: text_encoders["ORT fp32"].tokenize(TEXTS),
+        },
+        TEXT_BATCH,
+        warmup=warmup,
+        reps=reps,
+    )
+    return {
+        "backends": {
+            backend: {
+                "providers": providers[backend],
+                "image": images[backend].to_json(),
+                "text": texts[backend].to_json(),
+                "image_x_torch": images[backend].rate / images[BASELINE].rate,
+                "text_x_torch": texts[backend].rate / texts[BASELINE].rate,
+                **({"min_cosine_vs_torch": cosines[backend]} if backend in cosines else {}),
+            }
+            for backend in image_calls
+        },
+        "tokenisation_only": {k: t.to_json() for k, t in tokenisers.items()},
+    }
+
+
+def bench_reranker(
+    name: str,
+    coca: torch.nn.Module,
+    pack: modelpack.ModelPack,
+    *,
+    threads: int,
+    warmup: int,
+    reps: int,
+) -> dict[str, Any]:
+    """CoCa's cross-attention reranker: the pack's graphs via ``CrossAttentionScorer`` vs torch."""
+    spec = pack.reranker
+    assert spec is not None
+    scorer = CrossAttentionScorer(pack, device="cpu", threads=threads)
+    image_torch = exporter.RerankerImage(coca).eval()
+    scorer_torch = exporter.RerankerScorer(coca).eval()
+    oc_tokenizer = open_clip.get_tokenizer(name)
+    pixels = exporter.parity_pixels(spec.image, n=IMAGE_BATCH)
+    with torch.inference_mode():
+        candidates = image_torch(
+            torch.from_numpy(exporter.parity_pixels(spec.image, n=RERANK_K, seed=1))
+        ).numpy()
+
+    def torch_tokens() -> np.ndarray:
+        with torch.inference_mode():
+            return image_torch(torch.from_numpy(pixels)).numpy()
+
+    def torch_score() -> np.ndarray:
+        """The runtime's computation: trimmed query ids, candidates in the scorer's batches."""
+        ids = oc_tokenizer([RERANK_QUERY])
+        ids = ids[:, : int(torch.nonzero(ids[0] != scorer.pad_id)[-1]) + 1]
+        tokens = torch.from_numpy(candidates)
+        with torch.inference_mode():
+            return torch.cat(
+                [
+                    scorer_torch(tokens[i : i + scorer.batch_size], ids)[0]
+                    for i in range(0, RERANK_K, scorer.batch_size)
+                ]
+            ).numpy()
+
+    def ort_score() -> np.ndarray:
+        return scorer.score(RERANK_QUERY, candidates)[0]
+
+    ll_torch, ll_ort = torch_score(), ort_score()
+    rel_err = float((np.abs(ll_ort - ll_torch) / np.abs(ll_torch)).max())
+    say(f"{name}: timing reranker image tokens ({IMAGE_BATCH} images per call)")
+    tokens = time_round_robin(
+        {BASELINE: torch_tokens, "ORT fp32": lambda: scorer.image_tokens(pixels)},
+        IMAGE_BATCH,
+        warmup=warmup,
+        reps=reps,
+    )
+    say(f"{name}: timing reranker scoring (1 query x {RERANK_K} candidates per call)")
+    scoring = time_round_robin(
+        {BASELINE: torch_score, "ORT fp32": ort_score}, RERANK_K, warmup=warmup, reps=reps
+    )
+    return {
+        "providers": {
+            "image": scorer.image_session.get_providers(),
+            "scorer": scorer.scorer_session.get_providers(),
+        },
+        "query": RERANK_QUERY,
+        "k": RERANK_K,
+        "batch_size": scorer.batch_size,
+        "tokens": spec.tokens,
+        "token_dim": spec.token_dim,
+        "loglik_max_rel_err_vs_torch": rel_err,
+        "image_tokens": {k: t.to_json() for k, t in tokens.items()},
+        "image_tokens_ort_x_torch": tokens["ORT fp32"].rate / tokens[BASELINE].rate,
+        "scoring": {k: t.to_json() for k, t in scoring.items()},
+        "scoring_ort_x_torch": scoring["ORT fp32"].rate / scoring[BASELINE].rate,
+    }
+
+
+def bench_architecture(
+    name: str, cache: Path, *, threads: int, warmup: int, reps: int
+) -> dict[str, Any]:
+    fp32, export_info = ensure_fp32_pack(name, cache)
+    int8, int8_info = ensure_int8_pack(fp32, cache)
+    model, _ = exporter.create_model(exporter.Source(name, None))  # the weights the pack holds
+    graphs = (modelpack.IMAGE_ENCODER, modelpack.TEXT_ENCODER)
+    result: dict[str, Any] = {
+        "pack": {
+            "path": str(fp32.path),
+            "reused": export_info["reused"],
+            "export_s": export_info["export_s"],
+            "exported_at": export_info["exported_at"],
+            "quantize_int8_s": int8_info["quantize_s"],
+            "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "image_size": list(fp32.image.size),
+            "context_length": fp32.context_length,
+            "fp32_mb": _graph_sizes(fp32, graphs),
+            "int8_mb": _graph_sizes(int8, graphs),
+        },
+        **bench_encoders(
+            name,
+            model,
+            {"ORT fp32": fp32, "ORT int8": int8},
+            threads=threads,
+            warmup=warmup,
+            reps=reps,
+        ),
+    }
+    if fp32.reranker is not None:
+        r = fp32.reranker
+        result["pack"]["reranker_mb"] = _graph_sizes(fp32, (r.image_file, r.scorer_file))
+        result["reranker"] = bench_reranker(
+            name, model, fp32, threads=threads, warmup=warmup, reps=reps
+        )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine description and reports
+
+
+def machine(threads: int) -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    first_cpu = cpuinfo.split("\n\n", 1)[0]
+    fields = {
+        k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first_cpu.splitlines())
+    }
+    flags = set(fields.get("flags", "").split())
+    simd = [
+        f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags
+    ]
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    mem_kb = next((int(line.split()[1]) for line in meminfo.splitlines() if "MemTotal" in line), 0)
+    os_release = Path("/etc/os-release")
+    pretty = next(
+        (
+            line.split("=", 1)[1].strip('"')
+            for line in (os_release.read_text().splitlines() if os_release.exists() else [])
+            if line.startswith("PRETTY_NAME=")
+        ),
+        platform.system(),
+    )
+    return {
+        "cpu": fields.get("model name", platform.processor()),
+        "cpu_family_model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
+        "simd_flags": simd,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 2**20, 1),
+        "os": f"{pretty} ({platform.platform()})",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "open_clip": open_clip.__version__,
+        "numpy": np.__version__,
+        "threads": threads,
+        "torch_threads": torch.get_num_threads(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_start": os.getloadavg(),
+    }
+
+
+def _fmt_rate(timing: dict[str, Any]) -> str:
+    rate = timing["per_s"]
+    return f"{rate:.1f}" if rate < 100 else f"{rate:.0f}"
+
+
+def _fmt_cos(cos: float) -> str:
+    """Marked when below the int8 export gate, i.e. the exporter would keep fp32."""
+    return f"{cos:.5f}" + (" ✗" if cos < exporter.MIN_COSINE["int8"] else "")
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    m, s = results["machine"], results["settings"]
+    providers = sorted(
+        {
+            p
+            for a in results["architectures"].values()
+            for p in a["backends"]["ORT fp32"]["providers"]
+        }
+    )
+    lines = [
+        "# Encoder speed: torch vs ONNX Runtime (fp32, int8)",
+        "",
+        "Throughput of each real architecture's image and text encoder, random weights "
+        "(`exporter.Source(name, None)`), measured in one run of `benchmarks/encoders.py`"
+        + (" **with `--quick` (smoke test, few repetitions)**" if s["quick"] else "")
+        + ". The baseline is torch fp32 (the open_clip model, eval mode, "
+        "`torch.inference_mode()`); ONNX Runtime runs through the app's own "
+        "`ImageEncoder`/`TextEncoder` (device `cpu`). int8 is `exporter.quantize_int8` "
+        "(dynamic, per-channel, 7-bit weights) of the fp32 graphs, packed as a derived pack "
+        "with a recomputed manifest; it is measured even where the export's parity gate "
+        f"(min cosine ≥ {exporter.MIN_COSINE['int8']}) would reject it.",
+        "",
+        f"Batches: {s['image_batch']} images, {s['text_batch']} texts per call. Text timings "
+        "include tokenisation (open_clip's tokenizer for torch, the pack's for ORT). "
+        f"Each figure is the median of {s['reps']} repetitions after {s['warmup']} warm-up "
+        "call(s); backends are timed round-robin. `× torch` is throughput relative to torch "
+        "fp32 in the same run. Min cosine is against torch fp32 on the benchmark batch "
+        "(which holds the export gate's inputs); ✗ marks a value below the int8 gate. "
+        "MB = 10⁶ bytes.",
+        "",
+        f"Machine: {m['cpu']} (family/model {m['cpu_family_model']}, "
+        f"{', '.join(m['simd_flags'])}), {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"{m['os']}; Python {m['python']}, torch {m['torch']}, onnxruntime {m['onnxruntime']}, "
+        f"open_clip {m['open_clip']}; ORT providers used: {', '.join(providers)}; "
+        f"{m['threads']} threads (ORT intra-op and torch); {m['date']}; "
+        f"load average at start / end: {m['load_average_start'][0]:.2f} / "
+        f"{m['load_average_end'][0]:.2f} (shared machine).",
+    ]
+    for name, a in results["architectures"].items():
+        p = a["pack"]
+        export = (
+            f"exported in {p['export_s']:.0f} s"
+            + (f" (cached pack, exported {p['exported_at']})" if p["reused"] else "")
+            + f", int8 quantisation {p['quantize_int8_s']:.0f} s"
+        )
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            f"{p['params_m']:.1f} M parameters, image {p['image_size'][0]}×{p['image_size'][1]}, "
+            f"context {p['context_length']}; {export}.",
+            "",
+            "| backend | image encoder (images/s) | × torch | text encoder (texts/s) | × torch "
+            "| min cosine vs torch (image / text) | graphs on disk (image + text, MB) |",
+            "|---|--:|--:|--:|--:|--:|--:|",
+        ]
+        disk = {"ORT fp32": p["fp32_mb"], "ORT int8": p["int8_mb"]}
+        for backend, b in a["backends"].items():
+            cos = b.get("min_cosine_vs_torch")
+            mb = disk.get(backend)
+            cells = [
+                backend,
+                _fmt_rate(b["image"]),
+                f"{b['image_x_torch']:.2f}×",
+                _fmt_rate(b["text"]),
+                f"{b['text_x_torch']:.2f}×",
+                f"{_fmt_cos(cos['image'])} / {_fmt_cos(cos['text'])}" if cos else "–",
+                f"{mb[modelpack.IMAGE_ENCODER]:.1f} + {mb[modelpack.TEXT_ENCODER]:.1f}"
+                if mb
+                else "–",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        tok = a["tokenisation_only"]
+        lines += [
+            "",
+            f"Tokenisation alone ({s['text_batch']} texts): open_clip "
+            f"{_fmt_rate(tok['open_clip'])} texts/s, pack tokenizer {_fmt_rate(tok['pack'])} "
+            "texts/s.",
+        ]
+    for name, a in results["architectures"].items():
+        r = a.get("reranker")
+        if r is None:
+            continue
+        sizes = a["pack"]["reranker_mb"]
+        tok, sc = r["image_tokens"], r["scoring"]
+        lines += [
+            "",
+            f"## {name}: cross-attention reranker",
+            "",
+            f"One query (“{r['query']}”) scored against K = {r['k']} candidate image-token sets "
+            f"([{r['tokens']}, {r['token_dim']}] each), in batches of {r['batch_size']} as "
+            "`CrossAttentionScorer.score` sends them; torch runs `exporter.RerankerScorer` on "
+            "the same batches and trimmed ids (tokenisation included on both sides). Image "
+            f"tokens: {s['image_batch']} images per call. Largest relative difference of the "
+            f"log-likelihoods, ORT vs torch: {r['loglik_max_rel_err_vs_torch']:.1e}. Graphs: "
+            + " + ".join(f"{k} {v:.1f} MB" for k, v in sizes.items())
+            + ".",
+            "",
+            "| stage | torch fp32 | ORT fp32 | ORT × torch |",
+            "|---|--:|--:|--:|",
+            f"| image tokens (images/s) | {_fmt_rate(tok[BASELINE])} | "
+            f"{_fmt_rate(tok['ORT fp32'])} | {r['image_tokens_ort_x_torch']:.2f}× |",
+            f"| scoring (candidates/s) | {_fmt_rate(sc[BASELINE])} | "
+            f"{_fmt_rate(sc['ORT fp32'])} | {r['scoring_ort_x_torch']:.2f}× |",
+            f"| scoring, one query × K = {r['k']} (ms) | {sc[BASELINE]['median_s'] * 1e3:.0f} | "
+            f"{sc['ORT fp32']['median_s'] * 1e3:.0f} | |",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--quick", action="store_true", help="few repetitions: a smoke test")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), metavar="NAME")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/photosearch-bench-cache"))
+    ap.add_argument("--threads", type=int, default=default_threads(), help="ORT and torch threads")
+    args = ap.parse_args(argv)
+
+    warmup, reps = (1, 3) if args.quick else (2, 10)
+    torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {
+        "machine": machine(args.threads),
+        "settings": {
+            "quick": args.quick,
+            "warmup": warmup,
+            "reps": reps,
+            "image_batch": IMAGE_BATCH,
+            "text_batch": TEXT_BATCH,
+            "rerank_k": RERANK_K,
+            "texts": TEXTS,
+        },
+        "architectures": {},
+    }
+    for name in args.models:
+        results["architectures"][name] = bench_architecture(
+            name, args.cache, threads=args.threads, warmup=warmup, reps=reps
+        )
+        gc.collect()  # the torch model and the sessions went out of scope with the call
+    results["machine"]["load_average_end"] = os.getloadavg()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "encoders.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "encoders.md").write_text(render_markdown(results))
+    say(f"wrote {args.out / 'encoders.json'} and {args.out / 'encoders.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
