@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from photosearch.errors import PhotosearchError
@@ -42,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # torch's tracer, onnxscript and the quantiser are chatty; show our own warnings only.
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("photosearch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore")
     try:
         from photosearch.export_onnx.exporter import Source, export_pack, parse_reranker
     except ImportError as e:

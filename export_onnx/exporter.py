@@ -152,7 +152,16 @@ def create_model(source: Source, *, seed: int = 0) -> tuple[nn.Module, dict[str,
         state = {k.removeprefix("module."): v for k, v in state.items()}
         model.load_state_dict(state)
     else:
-        model = open_clip.create_model(source.model, pretrained=source.pretrained)
+        try:
+            model = open_clip.create_model(source.model, pretrained=source.pretrained)
+        except Exception as e:  # open_clip and huggingface_hub raise many untyped errors
+            if source.pretrained is None:
+                raise
+            raise PackError(
+                f"could not load pretrained weights {source.pretrained!r} for {source.model}: "
+                f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__} "
+                "(unknown tag, or no network: use --checkpoint FILE for weights on disk)"
+            ) from e
         if source.pretrained is None and isinstance(model, CoCa):
             # open_clip 3.3.0 leaves this projection as torch.empty: garbage, sometimes NaN.
             width = model.text_decoder.width

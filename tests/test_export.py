@@ -199,6 +199,33 @@ def test_exporter_command_line(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_unavailable_pretrained_weights_are_a_clear_error(tmp_path: Path) -> None:
+    import os
+
+    for tag in ("datacompdr", "no-such-tag"):
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "photosearch.export_onnx",
+                "--model",
+                "MobileCLIP-S2",
+                "--pretrained",
+                tag,
+                "--out",
+                str(tmp_path / tag),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        assert run.returncode == 1, run.stderr
+        assert f"could not load pretrained weights '{tag}' for MobileCLIP-S2" in run.stderr
+        assert "Traceback" not in run.stderr
+        assert not (tmp_path / tag).exists()
+
+
 REAL = [
     ("ViT-B-32-256", "none"),
     ("MobileCLIP-S2", "none"),
