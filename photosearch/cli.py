@@ -1,17 +1,23 @@
-"""The ``photosearch`` command line: a thin face on the engine, for people and for scripts."""
+"""The ``photosearch`` command line: a thin face on the engine, for people and for scripts.
+
+Exit codes: 0 ok, 1 the command failed (the reason on stderr), 2 a usage error, 130 Ctrl-C.
+``--json`` output shapes are stable and documented in docs/cli.md.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from photosearch import __version__, config, modelpack
 from photosearch.errors import PhotosearchError
 
 
-def _pack_summary(pack: modelpack.ModelPack) -> dict[str, object]:
+def _pack_summary(pack: modelpack.ModelPack) -> dict[str, Any]:
     m = pack.manifest
     r = pack.reranker
     return {
@@ -25,6 +31,19 @@ def _pack_summary(pack: modelpack.ModelPack) -> dict[str, object]:
         "reranker": r.source.get("model") if r else None,
         "size_mb": round(sum(f["size"] for f in m["files"].values()) / 1e6, 1),
     }
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _open(args: argparse.Namespace):
+    from photosearch.library import Library
+
+    return Library(args.home, device=args.device)
+
+
+# -- info and models -------------------------------------------------------------------------
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -47,14 +66,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         "providers_tried": candidate_providers("auto"),
         "model_packs": packs,
     }
-    if args.json:
-        print(json.dumps(info, indent=2))
+    if getattr(args, "json", False):
+        _print_json(info)
         return 0
     print(f"photosearch {__version__}")
     print(f"data:   {p.data}\nmodels: {p.models}\ncache:  {p.cache}")
     print(f"ONNX Runtime {ort.__version__}; providers: {', '.join(info['providers_available'])}")
     if not packs:
-        print("no model pack installed (export one with: python -m photosearch.export_onnx)")
+        print("no model pack installed (import one with: photosearch models import PACK_DIR)")
     for s in packs:
         if "error" in s:
             print(f"  ✗ {s['path']}: {s['error']}")
@@ -67,18 +86,214 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
-    pack = modelpack.verify(Path(args.path), full=True)
+    if args.path:
+        folder = Path(args.path)
+    else:
+        with _open(args) as lib:
+            folder = lib.pack.path
+    pack = modelpack.verify(folder, full=True)
     s = _pack_summary(pack)
     if args.json:
-        print(json.dumps(s, indent=2))
+        _print_json(s)
     else:
         print(f"ok: {s['name']} ({len(pack.manifest['files'])} files, checksums match)")
     return 0
 
 
-def cmd_models_list(args: argparse.Namespace) -> int:
-    args.json = getattr(args, "json", False)
-    return cmd_info(args)
+def cmd_models_import(args: argparse.Namespace) -> int:
+    with _open(args) as lib:
+        pack = lib.import_pack(Path(args.path), activate=True if args.use else None)
+        active = lib.pack.path == pack.path
+    print(f"imported {pack.name} into {pack.path}{' (active)' if active else ''}")
+    return 0
+
+
+def cmd_models_use(args: argparse.Namespace) -> int:
+    with _open(args) as lib:
+        lib.use_pack(args.name)
+    print(f"active model pack: {args.name} (run `photosearch index` to encode with it)")
+    return 0
+
+
+# -- folders ---------------------------------------------------------------------------------
+
+
+def cmd_folders(args: argparse.Namespace) -> int:
+    with _open(args) as lib:
+        if args.action == "add":
+            for p in args.paths:
+                f = lib.add_folder(p)
+                print(f"added {f.path}")
+            print("run `photosearch index` to index them")
+        elif args.action == "remove":
+            for p in args.paths:
+                n = lib.remove_folder(p)
+                print(f"removed {p} ({n} photos forgotten; the files are untouched)")
+        else:
+            rows = [
+                {"path": str(f.path), "state": f.state, "last_scan": f.last_scan}
+                for f in lib.folders()
+            ]
+            if args.json:
+                _print_json(rows)
+            elif not rows:
+                print("no folders yet: photosearch folders add PATH")
+            for r in rows if not args.json else []:
+                print(f"{r['path']}{'' if r['state'] == 'ok' else '  (' + r['state'] + ')'}")
+    return 0
+
+
+# -- indexing --------------------------------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from photosearch.indexer import Progress
+
+    tty = sys.stderr.isatty() and not args.quiet
+    last = [0.0]
+
+    def progress(p: Progress) -> None:
+        if not tty or (time.monotonic() - last[0] < 0.1 and p.done < p.total):
+            return
+        last[0] = time.monotonic()
+        pct = 100 * p.done / p.total if p.total else 100
+        width = 24
+        bar = "█" * int(width * pct / 100) + "·" * (width - int(width * pct / 100))
+        sys.stderr.write(
+            f"\r{bar} {p.done}/{p.total} ({pct:.0f}%)  {p.rate:.1f} photos/s  "
+            f"ETA {_duration(p.eta)}  {p.failed} unreadable   "
+        )
+        sys.stderr.flush()
+
+    with _open(args) as lib:
+        if not lib.folders():
+            print("no folders in the library yet: photosearch folders add PATH", file=sys.stderr)
+            return 1
+        try:
+            rep = lib.index_photos(progress=progress, batch_size=args.batch_size)
+        except KeyboardInterrupt:
+            if tty:
+                sys.stderr.write("\n")
+            print(
+                "interrupted: everything indexed so far is kept; run `photosearch index` again "
+                "to continue",
+                file=sys.stderr,
+            )
+            return 130
+        if tty:
+            sys.stderr.write("\n")
+        r = rep.run
+        summary = {
+            "indexed": r.indexed,
+            "reused": r.reused,
+            "skipped_unchanged": None,
+            "new": rep.new,
+            "changed": rep.changed,
+            "moved": rep.moved,
+            "removed": rep.removed,
+            "errors": r.failed,
+            "seconds": round(r.seconds, 2),
+            "rate": round(r.rate, 2),
+            "offline_folders": [str(p) for p in rep.offline],
+            "problems": [{"path": str(p), "reason": why} for p, why in rep.problems],
+            "error_list": [{"path": p, "reason": why} for p, why in r.errors],
+        }
+        counts = lib.catalog.counts(lib.pack.id)
+        summary["skipped_unchanged"] = counts["indexed"] - r.indexed
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(
+        f"indexed {r.indexed} photos in {r.seconds:.1f} s ({r.rate:.1f}/s); "
+        f"{summary['skipped_unchanged']} unchanged, {rep.moved} moved, {rep.removed} removed, "
+        f"{r.failed} unreadable"
+    )
+    for p, why in r.errors[:20]:
+        print(f"  ✗ {p}: {why}")
+    if len(r.errors) > 20:
+        print(f"  … and {len(r.errors) - 20} more (photosearch status lists them all)")
+    for p, why in rep.problems[:10]:
+        print(f"  ! {p}: {why}")
+    for p in rep.offline:
+        print(f"  ! {p}: folder not found (offline?); its photos are kept")
+    return 0
+
+
+# -- search ----------------------------------------------------------------------------------
+
+
+def _print_hits(hits: list, as_json: bool) -> None:
+    if as_json:
+        _print_json(
+            [{"path": str(h.path), "score": round(h.score, 6), "rank": h.rank} for h in hits]
+        )
+        return
+    if not hits:
+        print("no results (is the library indexed? photosearch status)", file=sys.stderr)
+    for h in hits:
+        print(f"{h.score:7.4f}  {h.path}")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    with _open(args) as lib:
+        _print_hits(lib.search(args.text, n=args.n), args.json)
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    with _open(args) as lib:
+        _print_hits(lib.similar(args.image, n=args.n), args.json)
+    return 0
+
+
+# -- health ----------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _open(args) as lib:
+        s = lib.status()
+    if args.json:
+        _print_json(s)
+        return 0
+    if s["model"]:
+        print(f"model: {s['model']['name']} ({s['model']['source']}) on {s['device']}")
+    else:
+        print(f"model: none — {s['model_problem']}")
+    print(f"photos: {s['photos']} in {len(s['folders'])} folders")
+    if "indexed" in s:
+        print(f"indexed: {s['indexed']}, pending: {s['pending']}, unreadable: {s['errors']}")
+    for f in s["folders"]:
+        print(f"  {f['path']}{'' if f['state'] == 'ok' else '  (' + f['state'] + ')'}")
+    if s["error_list"]:
+        print("unreadable files:")
+        for e in s["error_list"]:
+            print(f"  ✗ {e['path']}: {e['reason']}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    with _open(args) as lib:
+        problems = lib.doctor(repair=args.repair)
+    if not problems:
+        print("catalog, vector index and disk agree")
+        return 0
+    for p in problems:
+        print(f"✗ {p}")
+    if not args.repair:
+        print("run `photosearch doctor --repair` to fix what can be fixed", file=sys.stderr)
+    return 1
+
+
+# -- parser ----------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,27 +307,74 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"keep all data under DIR (default: ${config.HOME_ENV} or the system's folders)",
     )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "gpu"],
+        default="auto",
+        help="where models run (default: auto — a working GPU, else the CPU)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="show folders, ONNX Runtime providers and installed packs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    models = sub.add_parser("models", help="model packs: verify, list")
+    models = sub.add_parser("models", help="model packs: import, list, verify, use")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = msub.add_parser("verify", help="check a pack's manifest and every file's checksum")
-    p.add_argument("path")
+    p.add_argument("path", nargs="?", help="a pack folder (default: the active pack)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models_verify)
     p = msub.add_parser("list", help="list installed packs")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_models_list)
+    p.set_defaults(func=cmd_info)
+    p = msub.add_parser("import", help="verify a pack folder and install it")
+    p.add_argument("path")
+    p.add_argument("--use", action="store_true", help="make it the active pack")
+    p.set_defaults(func=cmd_models_import)
+    p = msub.add_parser("use", help="make an installed pack the active one")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_models_use)
+
+    p = sub.add_parser("folders", help="the folders the library watches: add, remove, list")
+    p.add_argument("action", choices=["add", "remove", "list"])
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_folders)
+
+    p = sub.add_parser("index", help="scan the folders and encode new or changed photos")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="find photos matching a description")
+    p.add_argument("text")
+    p.add_argument("-n", type=int, default=20, help="how many results (default 20)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("similar", help="find photos that look like an image")
+    p.add_argument("image")
+    p.add_argument("-n", type=int, default=20, help="how many results (default 20)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("status", help="photos, indexed, pending, unreadable files, model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("doctor", help="check that catalog, vector index and disk agree")
+    p.add_argument("--repair", action="store_true", help="rebuild what can be rebuilt")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "folders" and args.action in ("add", "remove") and not args.paths:
+        parser.error(f"folders {args.action} needs at least one PATH")
     if not getattr(args, "func", None):
         args.json = False
         args.func = cmd_info
@@ -124,7 +386,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("photosearch: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except BrokenPipeError:  # `photosearch search … | head`
+        return 0

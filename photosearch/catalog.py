@@ -1,0 +1,495 @@
+"""The catalog: SQLite (WAL) holding folders, photos, their vectors and errors — the truth.
+
+The FAISS index is derived from the vectors stored here and can always be rebuilt. Paths are
+stored as the file system's own bytes (``os.fsencode``), so a name that is not valid UTF-8 is
+kept exactly and can be opened again. Every write is one transaction: a kill at any instant
+leaves the catalog as it was before or after that write, never in between.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+from numpy.typing import NDArray
+
+from photosearch.errors import PhotosearchError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+class CatalogError(PhotosearchError):
+    """The catalog cannot be opened or is from an unknown (newer) version."""
+
+
+# State of a photo row.
+PENDING = "pending"  # known on disk, not (or no longer) encoded
+INDEXED = "indexed"  # has a vector for the active pack
+FAILED = "error"  # could not be read; the errors table says why
+
+
+def fs_bytes(path: str | os.PathLike[str]) -> bytes:
+    return os.fsencode(os.fspath(path))
+
+
+def fs_path(raw: bytes) -> Path:
+    return Path(os.fsdecode(raw))
+
+
+@dataclass(frozen=True)
+class Folder:
+    id: int
+    path: Path
+    state: str
+    added: float
+    last_scan: float | None
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    id: int
+    path: Path
+    folder_id: int
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    state: str
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A photo read and encoded: everything the catalog records for it, in one write."""
+
+    photo_id: int
+    content_hash: str
+    width: int
+    height: int
+    format: str
+    taken: str | None
+    vector: NDArray[np.floating]
+
+
+@dataclass(frozen=True)
+class Failed:
+    photo_id: int
+    reason: str
+
+
+# Each migration takes the schema from version i to i + 1, inside one transaction.
+def _migrate_0_to_1(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE folders (
+            id INTEGER PRIMARY KEY,
+            path BLOB NOT NULL UNIQUE,
+            state TEXT NOT NULL DEFAULT 'ok',
+            added REAL NOT NULL,
+            last_scan REAL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE photos (
+            id INTEGER PRIMARY KEY,
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            path BLOB NOT NULL UNIQUE,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            content_hash TEXT,
+            width INTEGER,
+            height INTEGER,
+            taken TEXT,
+            format TEXT,
+            state TEXT NOT NULL,
+            added REAL NOT NULL,
+            updated REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX photos_folder ON photos(folder_id)")
+    db.execute("CREATE INDEX photos_state ON photos(state)")
+    db.execute("CREATE INDEX photos_hash ON photos(content_hash)")
+    db.execute(
+        """
+        CREATE TABLE vectors (
+            photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+            pack TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (photo_id, pack)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX vectors_pack ON vectors(pack)")
+    db.execute(
+        """
+        CREATE TABLE errors (
+            photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+            reason TEXT NOT NULL,
+            at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS = [_migrate_0_to_1]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+class Catalog:
+    """One library's SQLite catalog. Thread-safe: calls are serialised on one connection."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed batch survives even a power cut, not only a killed process.
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._lock = threading.RLock()
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise CatalogError(f"{self.path}: cannot open the catalog: {e}") from e
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error)."""
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self.db.conn.execute(sql, params).fetchall()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise CatalogError(
+                f"{self.path}: the catalog is from a newer photosearch (schema {version}, "
+                f"this version reads up to {SCHEMA_VERSION}); update photosearch"
+            )
+        for i in range(version, SCHEMA_VERSION):
+            with self._write():
+                MIGRATIONS[i](self.db)
+                self.db.execute(f"PRAGMA user_version = {i + 1}")
+            log.info("catalog %s migrated to schema %d", self.path, i + 1)
+
+    # -- settings --------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO settings(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    # -- folders ---------------------------------------------------------------------------
+
+    def add_folder(self, path: Path) -> Folder:
+        with self._write() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO folders(path, added) VALUES (?, ?)",
+                (fs_bytes(path), time.time()),
+            )
+        folder = self.folder(path)
+        assert folder is not None
+        return folder
+
+    def folder(self, path: Path) -> Folder | None:
+        rows = self._query(
+            "SELECT id, path, state, added, last_scan FROM folders WHERE path = ?",
+            (fs_bytes(path),),
+        )
+        return self._folder(rows[0]) if rows else None
+
+    @staticmethod
+    def _folder(row: tuple) -> Folder:
+        return Folder(id=row[0], path=fs_path(row[1]), state=row[2], added=row[3], last_scan=row[4])
+
+    def folders(self) -> list[Folder]:
+        rows = self._query("SELECT id, path, state, added, last_scan FROM folders ORDER BY path")
+        return [self._folder(r) for r in rows]
+
+    def remove_folder(self, folder_id: int) -> list[int]:
+        """Forget a folder and everything under it; returns the photo ids removed."""
+        with self._write() as c:
+            ids = [
+                r[0] for r in c.execute("SELECT id FROM photos WHERE folder_id = ?", (folder_id,))
+            ]
+            c.execute("DELETE FROM folders WHERE id = ?", (folder_id,))
+        return ids
+
+    def set_folder_state(self, folder_id: int, state: str, *, scanned: bool = False) -> None:
+        with self._write() as c:
+            if scanned:
+                c.execute(
+                    "UPDATE folders SET state = ?, last_scan = ? WHERE id = ?",
+                    (state, time.time(), folder_id),
+                )
+            else:
+                c.execute("UPDATE folders SET state = ? WHERE id = ?", (state, folder_id))
+
+    # -- photos ----------------------------------------------------------------------------
+
+    def photos_in(self, folder_id: int) -> dict[bytes, PhotoRecord]:
+        """Every photo of a folder, keyed by its path bytes (what the scanner diffs against)."""
+        rows = self._query(
+            "SELECT id, path, folder_id, size, mtime_ns, content_hash, state FROM photos "
+            "WHERE folder_id = ?",
+            (folder_id,),
+        )
+        return {r[1]: self._photo(r) for r in rows}
+
+    @staticmethod
+    def _photo(r: tuple) -> PhotoRecord:
+        return PhotoRecord(
+            id=r[0],
+            path=fs_path(r[1]),
+            folder_id=r[2],
+            size=r[3],
+            mtime_ns=r[4],
+            content_hash=r[5],
+            state=r[6],
+        )
+
+    def photo(self, photo_id: int) -> PhotoRecord | None:
+        rows = self._query(
+            "SELECT id, path, folder_id, size, mtime_ns, content_hash, state FROM photos "
+            "WHERE id = ?",
+            (photo_id,),
+        )
+        return self._photo(rows[0]) if rows else None
+
+    def photo_by_path(self, path: Path) -> PhotoRecord | None:
+        rows = self._query(
+            "SELECT id, path, folder_id, size, mtime_ns, content_hash, state FROM photos "
+            "WHERE path = ?",
+            (fs_bytes(path),),
+        )
+        return self._photo(rows[0]) if rows else None
+
+    def apply_scan(
+        self,
+        folder_id: int,
+        *,
+        new: Iterable[tuple[Path, int, int]] = (),
+        changed: Iterable[tuple[int, int, int]] = (),
+        moved: Iterable[tuple[int, Path, int, int]] = (),
+        deleted: Iterable[int] = (),
+    ) -> None:
+        """Record one folder scan's differences in one transaction.
+
+        new: (path, size, mtime_ns) → pending rows; changed: (id, size, mtime_ns) → pending,
+        old vector dropped; moved: (id, new path, size, mtime_ns) → same row and vector, new
+        path; deleted: ids forgotten with their vectors and errors.
+        """
+        now = time.time()
+        with self._write() as c:
+            c.executemany("DELETE FROM photos WHERE id = ?", ((i,) for i in deleted))
+            c.executemany(
+                "UPDATE photos SET path = ?, folder_id = ?, size = ?, mtime_ns = ?, updated = ? "
+                "WHERE id = ?",
+                ((fs_bytes(p), folder_id, s, m, now, i) for i, p, s, m in moved),
+            )
+            changed = list(changed)
+            c.executemany(
+                "UPDATE photos SET size = ?, mtime_ns = ?, state = ?, content_hash = NULL, "
+                "updated = ? WHERE id = ?",
+                ((s, m, PENDING, now, i) for i, s, m in changed),
+            )
+            c.executemany("DELETE FROM vectors WHERE photo_id = ?", ((i,) for i, _, _ in changed))
+            c.executemany("DELETE FROM errors WHERE photo_id = ?", ((i,) for i, _, _ in changed))
+            c.executemany(
+                "INSERT INTO photos(folder_id, path, size, mtime_ns, state, added, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((folder_id, fs_bytes(p), s, m, PENDING, now, now) for p, s, m in new),
+            )
+            c.execute(
+                "UPDATE folders SET last_scan = ?, state = 'ok' WHERE id = ?", (now, folder_id)
+            )
+
+    def pending(self, pack: str, limit: int | None = None) -> list[PhotoRecord]:
+        """Photos that still need a vector from ``pack`` (new, changed, or of an older pack).
+
+        Photos that failed to read are not retried here; a changed file (new mtime) is.
+        """
+        sql = (
+            "SELECT p.id, p.path, p.folder_id, p.size, p.mtime_ns, p.content_hash, p.state "
+            "FROM photos p JOIN folders f ON f.id = p.folder_id "
+            "WHERE f.state = 'ok' AND p.state != ? AND NOT EXISTS "
+            "(SELECT 1 FROM vectors v WHERE v.photo_id = p.id AND v.pack = ?) ORDER BY p.id"
+        )
+        params: list[Any] = [FAILED, pack]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [self._photo(r) for r in self._query(sql, params)]
+
+    def commit_batch(self, pack: str, results: Sequence[Encoded | Failed]) -> None:
+        """Record a batch of encoded or failed photos in one transaction."""
+        now = time.time()
+        ok = [r for r in results if isinstance(r, Encoded)]
+        bad = [r for r in results if isinstance(r, Failed)]
+        with self._write() as c:
+            c.executemany(
+                "UPDATE photos SET content_hash = ?, width = ?, height = ?, format = ?, "
+                "taken = ?, state = ?, updated = ? WHERE id = ?",
+                (
+                    (r.content_hash, r.width, r.height, r.format, r.taken, INDEXED, now, r.photo_id)
+                    for r in ok
+                ),
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO vectors(photo_id, pack, vector) VALUES (?, ?, ?)",
+                ((r.photo_id, pack, np.asarray(r.vector, np.float16).tobytes()) for r in ok),
+            )
+            c.executemany("DELETE FROM errors WHERE photo_id = ?", ((r.photo_id,) for r in ok))
+            c.executemany(
+                "UPDATE photos SET state = ?, updated = ? WHERE id = ?",
+                ((FAILED, now, r.photo_id) for r in bad),
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO errors(photo_id, reason, at) VALUES (?, ?, ?)",
+                ((r.photo_id, r.reason, now) for r in bad),
+            )
+
+    def photos_with_hash(self, content_hash: str) -> list[PhotoRecord]:
+        rows = self._query(
+            "SELECT id, path, folder_id, size, mtime_ns, content_hash, state FROM photos "
+            "WHERE content_hash = ?",
+            (content_hash,),
+        )
+        return [self._photo(r) for r in rows]
+
+    # -- vectors ---------------------------------------------------------------------------
+
+    def vector_ids(self, pack: str) -> NDArray[np.int64]:
+        rows = self._query("SELECT photo_id FROM vectors WHERE pack = ? ORDER BY photo_id", (pack,))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vectors(
+        self, pack: str, dim: int, ids: Sequence[int] | None = None, chunk: int = 50_000
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float16]]]:
+        """The stored vectors of ``pack`` (all, or those of ``ids``), in chunks."""
+        if ids is not None:
+            for start in range(0, len(ids), 500):
+                part = [int(i) for i in ids[start : start + 500]]
+                rows = self._query(
+                    f"SELECT photo_id, vector FROM vectors WHERE pack = ? AND photo_id IN "
+                    f"({','.join('?' * len(part))}) ORDER BY photo_id",
+                    [pack, *part],
+                )
+                if rows:
+                    yield self._unpack(rows, dim)
+            return
+        last = -1
+        while True:
+            rows = self._query(
+                "SELECT photo_id, vector FROM vectors WHERE pack = ? AND photo_id > ? "
+                "ORDER BY photo_id LIMIT ?",
+                (pack, last, chunk),
+            )
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield self._unpack(rows, dim)
+
+    @staticmethod
+    def _unpack(rows: list[tuple], dim: int) -> tuple[NDArray[np.int64], NDArray[np.float16]]:
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16).reshape(-1, dim)
+        return ids, vecs
+
+    def drop_vectors(self, keep_pack: str) -> int:
+        """Delete vectors made by any pack other than ``keep_pack``; returns how many."""
+        with self._write() as c:
+            return c.execute("DELETE FROM vectors WHERE pack != ?", (keep_pack,)).rowcount
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def counts(self, pack: str | None = None) -> dict[str, int]:
+        rows = dict(self._query("SELECT state, count(*) FROM photos GROUP BY state"))
+        total = sum(rows.values())
+        out = {
+            "photos": total,
+            "errors": int(rows.get(FAILED, 0)),
+            "folders": int(self._query("SELECT count(*) FROM folders")[0][0]),
+        }
+        if pack is not None:
+            out["indexed"] = int(
+                self._query("SELECT count(*) FROM vectors WHERE pack = ?", (pack,))[0][0]
+            )
+            out["pending"] = total - out["indexed"] - out["errors"]
+        return out
+
+    def errors(self, limit: int | None = None) -> list[tuple[Path, str, float]]:
+        sql = (
+            "SELECT p.path, e.reason, e.at FROM errors e JOIN photos p ON p.id = e.photo_id "
+            "ORDER BY p.path"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [(fs_path(r[0]), r[1], r[2]) for r in self._query(sql)]
+
+    def paths(self, ids: Sequence[int]) -> dict[int, Path]:
+        out: dict[int, Path] = {}
+        for start in range(0, len(ids), 500):
+            part = [int(i) for i in ids[start : start + 500]]
+            rows = self._query(
+                f"SELECT id, path FROM photos WHERE id IN ({','.join('?' * len(part))})", part
+            )
+            out.update((r[0], fs_path(r[1])) for r in rows)
+        return out
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's own check plus ours: problems in words, [] when all is well."""
+        problems = [r[0] for r in self._query("PRAGMA integrity_check") if r[0] != "ok"]
+        problems += [
+            f"foreign key violation in {r[0]} (row {r[1]})"
+            for r in self._query("PRAGMA foreign_key_check")
+        ]
+        orphan = self._query(
+            "SELECT count(*) FROM photos p WHERE p.state = ? AND NOT EXISTS "
+            "(SELECT 1 FROM errors e WHERE e.photo_id = p.id)",
+            (FAILED,),
+        )[0][0]
+        if orphan:
+            problems.append(f"{orphan} photos marked unreadable without a recorded reason")
+        return problems

@@ -1,0 +1,273 @@
+"""The indexing pipeline: read and decode on a thread pool, encode in batches, commit in batches.
+
+Memory stays flat whatever the library size: at most ``max_batches_ahead`` batches are being
+decoded while one is encoded. Each batch is committed to the catalog in one transaction and
+only then added to the vector index, so a kill at any instant loses at most the batch in
+flight. A file that cannot be read is recorded with its reason and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from photosearch.catalog import Catalog, Encoded, Failed, PhotoRecord
+from photosearch.encoders import ImageEncoder
+from photosearch.errors import EncoderError
+from photosearch.imaging import ImageError, ImageInfo, load_for_model
+from photosearch.modelpack import ImageSpec
+from photosearch.scanner import content_hash
+from photosearch.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: ``done`` of ``total`` photos, with rate (photos/s) and ETA (s)."""
+
+    done: int
+    total: int
+    failed: int
+    reused: int
+    rate: float
+    eta: float | None
+    paused: bool = False
+
+
+@dataclass
+class IndexReport:
+    indexed: int = 0
+    failed: int = 0
+    reused: int = 0  # identical content already encoded elsewhere: vector copied, not computed
+    cancelled: bool = False
+    seconds: float = 0.0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return (self.indexed + self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+
+class IndexControl:
+    """Pause, resume and cancel a running indexer from any thread."""
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._cancelled = threading.Event()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._running.set()  # wake a paused run so it can stop
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def wait_while_paused(self, timeout: float | None = None) -> bool:
+        return self._running.wait(timeout)
+
+
+@dataclass(frozen=True)
+class _Read:
+    photo: PhotoRecord
+    digest: str
+    info: ImageInfo | None
+    pixels: np.ndarray | None  # None when an identical photo's vector is reused
+    vector: np.ndarray | None
+
+
+def _read(
+    photo: PhotoRecord, spec: ImageSpec, reuse: Callable[[str], np.ndarray | None]
+) -> _Read | Failed:
+    """Read once, hash, and decode unless identical content was already encoded."""
+    try:
+        with open(photo.path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return Failed(photo.id, "file disappeared before it could be read")
+    except PermissionError:
+        return Failed(photo.id, "permission denied")
+    except IsADirectoryError:
+        return Failed(photo.id, "is a folder, not a file")
+    except OSError as e:
+        return Failed(photo.id, f"cannot read file: {e.strerror or e}")
+    digest = content_hash(data)
+    try:
+        if (vector := reuse(digest)) is not None:
+            _, info = _info_only(data, photo)
+            return _Read(photo, digest, info, None, vector)
+        pixels, info = load_for_model(data, spec, name=str(photo.path))
+    except ImageError as e:
+        return Failed(photo.id, e.reason)
+    except MemoryError:
+        return Failed(photo.id, "not enough memory to decode this image")
+    except Exception as e:  # a decoder bug must not stop the run; keep the reason
+        log.exception("unexpected error decoding %s", photo.path)
+        return Failed(photo.id, f"unexpected decoding error: {type(e).__name__}: {e}")
+    return _Read(photo, digest, info, pixels, None)
+
+
+def _info_only(data: bytes, photo: PhotoRecord) -> tuple[None, ImageInfo]:
+    from photosearch.imaging import read_image
+
+    img, info = read_image(data, min_size=(1, 1), name=str(photo.path))
+    img.close()
+    return None, info
+
+
+class Indexer:
+    """Encodes pending photos of one library with one pack's image encoder."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        index: VectorIndex,
+        encoder: ImageEncoder,
+        pack: str,
+        *,
+        batch_size: int = 32,
+        decode_workers: int | None = None,
+        max_batches_ahead: int = 2,
+        on_commit: Callable[[], None] | None = None,
+    ):
+        self.catalog = catalog
+        self.index = index
+        self.encoder = encoder
+        self.pack = pack
+        self.batch_size = batch_size
+        self.decode_workers = decode_workers or max(1, min(4, os.cpu_count() or 1))
+        self.max_batches_ahead = max_batches_ahead
+        self.on_commit = on_commit
+
+    def _reusable_vector(self, digest: str) -> np.ndarray | None:
+        for rec in self.catalog.photos_with_hash(digest):
+            for _, vecs in self.catalog.vectors(self.pack, self.encoder.dim, ids=[rec.id]):
+                return vecs[0].astype(np.float32)
+        return None
+
+    def run(
+        self,
+        photos: Sequence[PhotoRecord],
+        *,
+        progress: Callable[[Progress], None] | None = None,
+        control: IndexControl | None = None,
+    ) -> IndexReport:
+        control = control or IndexControl()
+        report = IndexReport()
+        total = len(photos)
+        start = time.monotonic()
+        batches = [photos[i : i + self.batch_size] for i in range(0, total, self.batch_size)]
+        spec = self.encoder.spec
+        paths: dict[int, object] = {p.id: p.path for p in photos}
+
+        def emit(paused: bool = False) -> None:
+            if progress is None:
+                return
+            done = report.indexed + report.failed
+            elapsed = time.monotonic() - start
+            rate = done / elapsed if elapsed > 0 and done else 0.0
+            eta = (total - done) / rate if rate > 0 else None
+            progress(Progress(done, total, report.failed, report.reused, rate, eta, paused))
+
+        emit()
+        with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="decode") as pool:
+            queue: deque[list[Future]] = deque()
+            next_batch = 0
+
+            def fill() -> None:
+                nonlocal next_batch
+                while len(queue) < self.max_batches_ahead and next_batch < len(batches):
+                    queue.append(
+                        [
+                            pool.submit(_read, p, spec, self._reusable_vector)
+                            for p in batches[next_batch]
+                        ]
+                    )
+                    next_batch += 1
+
+            fill()
+            try:
+                while queue:
+                    if control.paused:
+                        emit(paused=True)
+                        while not control.wait_while_paused(0.2):
+                            pass
+                    if control.cancelled:
+                        report.cancelled = True
+                        break
+                    futures = queue.popleft()
+                    fill()
+                    self._encode_and_commit([f.result() for f in futures], paths, report)
+                    emit()
+            finally:
+                for futures in queue:
+                    for f in futures:
+                        f.cancel()
+        report.seconds = time.monotonic() - start
+        return report
+
+    def _encode_and_commit(
+        self, results: list[_Read | Failed], paths: dict[int, object], report: IndexReport
+    ) -> None:
+        to_encode = [r for r in results if isinstance(r, _Read) and r.pixels is not None]
+        vectors: dict[int, np.ndarray] = {}
+        if to_encode:
+            pixels = np.stack([r.pixels for r in to_encode])  # type: ignore[misc]
+            try:
+                encoded = self.encoder.encode(pixels)
+            except EncoderError:
+                raise  # the model itself is broken: stop the run, the batch stays pending
+            vectors = {r.photo.id: v for r, v in zip(to_encode, encoded, strict=True)}
+        out: list[Encoded | Failed] = []
+        for r in results:
+            if isinstance(r, Failed):
+                out.append(r)
+                continue
+            vec = vectors[r.photo.id] if r.vector is None else r.vector
+            assert r.info is not None
+            out.append(
+                Encoded(
+                    photo_id=r.photo.id,
+                    content_hash=r.digest,
+                    width=r.info.width,
+                    height=r.info.height,
+                    format=r.info.format,
+                    taken=r.info.taken,
+                    vector=vec,
+                )
+            )
+        self.catalog.commit_batch(self.pack, out)
+        ok = [e for e in out if isinstance(e, Encoded)]
+        if ok:
+            ids = np.array([e.photo_id for e in ok], np.int64)
+            # The index holds what the catalog holds: the float16 values, not the fp32 ones.
+            vecs = np.stack([np.asarray(e.vector, np.float16) for e in ok]).astype(np.float32)
+            self.index.remove(ids)  # a changed photo re-encoded: replace, never duplicate
+            self.index.add(ids, vecs)
+        report.indexed += len(ok)
+        report.reused += sum(1 for r in results if isinstance(r, _Read) and r.vector is not None)
+        failed = [r for r in out if isinstance(r, Failed)]
+        report.failed += len(failed)
+        report.errors += [(str(paths[f.photo_id]), f.reason) for f in failed]
+        if self.on_commit is not None:
+            self.on_commit()

@@ -1,0 +1,446 @@
+"""The library facade: the one API the command line and the GUI use.
+
+A library is a data directory (catalog, vector index, lock) plus installed model packs. One
+process owns a data directory at a time; a second gets :class:`LibraryLockedError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photosearch import config, modelpack, scanner
+from photosearch.catalog import Catalog, Folder
+from photosearch.encoders import ImageEncoder, TextEncoder
+from photosearch.errors import PackError, PhotosearchError
+from photosearch.imaging import load_for_model
+from photosearch.indexer import IndexControl, Indexer, IndexReport, Progress
+from photosearch.vectors import IndexFileError, VectorIndex
+
+log = logging.getLogger(__name__)
+
+CATALOG_FILE = "catalog.sqlite3"
+LOCK_FILE = "photosearch.lock"
+
+
+class LibraryLockedError(PhotosearchError):
+    """Another photosearch process owns this data directory."""
+
+
+class NoModelError(PhotosearchError):
+    """No usable model pack is installed."""
+
+
+class FolderError(PhotosearchError):
+    """A folder cannot be added to or removed from the library."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    photo_id: int
+    path: Path
+    score: float
+    rank: int
+
+
+@dataclass
+class IndexRunReport:
+    """A scan followed by an indexing run, in the numbers a person wants at the end."""
+
+    new: int
+    changed: int
+    moved: int
+    removed: int
+    offline: list[Path]
+    problems: list[tuple[Path, str]]
+    run: IndexReport
+
+
+class DataDirLock:
+    """An exclusive, non-blocking lock on a data directory, released when the process dies."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK_FILE
+        self._fh: Any = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")  # noqa: SIM115 - held open for the life of the library
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            owner = fh.read().strip() or "unknown"
+            fh.close()
+            raise LibraryLockedError(
+                f"another photosearch process (pid {owner}) is using {self.path.parent}; "
+                "close it first, or use a different --home"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing drops the lock
+            self._fh = None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "pack"
+
+
+class Library:
+    """Open with ``Library(home)`` (or as a context manager); close when done."""
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+    ):
+        self.paths = config.paths(home).ensure()
+        self.device = device
+        self.threads = threads
+        self._lock = DataDirLock(self.paths.data)
+        self._lock.acquire()
+        try:
+            self.catalog = Catalog(self.paths.data / CATALOG_FILE)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._pack: modelpack.ModelPack | None = None
+        self._index: VectorIndex | None = None
+        self._index_dirty = False
+        self._image_encoder: ImageEncoder | None = None
+        self._text_encoder: TextEncoder | None = None
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.save_index()
+        finally:
+            self.catalog.close()
+            self._lock.release()
+
+    # -- model packs -----------------------------------------------------------------------
+
+    def installed_packs(self) -> list[Path]:
+        return modelpack.list_installed(self.paths.models)
+
+    @property
+    def pack(self) -> modelpack.ModelPack:
+        """The active pack (chosen in settings, else the only or first installed one)."""
+        if self._pack is None:
+            installed = self.installed_packs()
+            chosen = self.catalog.get_setting("active_pack")
+            if chosen and (self.paths.models / chosen).is_dir():
+                folder = self.paths.models / chosen
+            elif installed:
+                folder = installed[0]
+            else:
+                raise NoModelError(
+                    f"no model pack is installed in {self.paths.models}; import one with "
+                    "`photosearch models import PACK_DIR`"
+                )
+            self._pack = modelpack.load(folder)
+        return self._pack
+
+    def import_pack(self, source: Path, *, activate: bool | None = None) -> modelpack.ModelPack:
+        """Verify a pack and copy it into the models folder atomically; make it active if it
+        is the first (or ``activate``)."""
+        src = modelpack.verify(Path(source), full=True)
+        dest = self.paths.models / _slug(src.name)
+        with modelpack.staged_pack(dest, overwrite=True) as staging:
+            for f in src.manifest["files"]:
+                shutil.copy2(src.path / f, staging / f)
+            shutil.copy2(src.path / modelpack.MANIFEST, staging / modelpack.MANIFEST)
+        pack = modelpack.verify(dest, full=True)
+        first = self.catalog.get_setting("active_pack") is None
+        if activate or (activate is None and first):
+            self.use_pack(dest.name)
+        return pack
+
+    def use_pack(self, name: str) -> None:
+        folder = self.paths.models / name
+        modelpack.load(folder)  # refuse a broken pack before switching
+        self.catalog.set_setting("active_pack", name)
+        self._pack = None
+        self._index = None
+        self._image_encoder = self._text_encoder = None
+
+    # -- encoders and index (loaded on first use) ------------------------------------------
+
+    @property
+    def image_encoder(self) -> ImageEncoder:
+        if self._image_encoder is None:
+            self._image_encoder = ImageEncoder(self.pack, device=self.device, threads=self.threads)
+        return self._image_encoder
+
+    @property
+    def text_encoder(self) -> TextEncoder:
+        if self._text_encoder is None:
+            self._text_encoder = TextEncoder(self.pack, device=self.device, threads=self.threads)
+        return self._text_encoder
+
+    @property
+    def index_path(self) -> Path:
+        return self.paths.data / f"vectors-{_slug(self.pack.id)}.faiss"
+
+    @property
+    def index(self) -> VectorIndex:
+        """The vector index, checked against the catalog (count and ids) and rebuilt from it
+        when they differ: after a crash, a copy from elsewhere, or a damaged file."""
+        if self._index is None:
+            pack = self.pack
+            want = self.catalog.vector_ids(pack.id)
+            index = None
+            try:
+                index = VectorIndex.load(self.index_path, dim=pack.embedding_dim)
+            except IndexFileError as e:
+                if self.index_path.exists():
+                    log.warning("rebuilding the vector index: %s", e)
+            if index is None or not index.matches(want):
+                index = self._rebuild_index(want)
+                self._index = index
+                self._index_dirty = True
+                self.save_index()
+            self._index = index
+        return self._index
+
+    def _rebuild_index(self, ids: np.ndarray) -> VectorIndex:
+        pack = self.pack
+        parts = list(self.catalog.vectors(pack.id, pack.embedding_dim))
+        if parts:
+            all_ids = np.concatenate([p[0] for p in parts])
+            vecs = np.concatenate([p[1] for p in parts]).astype(np.float32)
+            return VectorIndex.build(all_ids, vecs)
+        return VectorIndex.create(pack.embedding_dim)
+
+    def save_index(self) -> None:
+        if self._index is not None and self._index_dirty:
+            self._index.save(self.index_path)
+            self._index_dirty = False
+
+    def rebuild_index(self) -> int:
+        self._index = self._rebuild_index(self.catalog.vector_ids(self.pack.id))
+        self._index_dirty = True
+        self.save_index()
+        return len(self._index)
+
+    # -- folders ---------------------------------------------------------------------------
+
+    def add_folder(self, path: str | os.PathLike[str]) -> Folder:
+        folder = Path(path).expanduser()
+        if not folder.exists():
+            raise FolderError(f"{folder}: no such folder")
+        if not folder.is_dir():
+            raise FolderError(f"{folder}: not a folder")
+        folder = folder.resolve()
+        for known in self.catalog.folders():
+            if folder == known.path:
+                return known
+            if known.path in folder.parents:
+                raise FolderError(f"{folder} is already in the library, inside {known.path}")
+            if folder in known.path.parents:
+                raise FolderError(
+                    f"{folder} contains {known.path}, which is already in the library; "
+                    "remove that one first"
+                )
+        return self.catalog.add_folder(folder)
+
+    def remove_folder(self, path: str | os.PathLike[str]) -> int:
+        """Forget a folder and its photos (the files are not touched); returns how many."""
+        folder = Path(path).expanduser()
+        rec = self.catalog.folder(folder) or self.catalog.folder(folder.resolve())
+        if rec is None:
+            raise FolderError(f"{folder} is not in the library")
+        ids = self.catalog.remove_folder(rec.id)
+        if ids and self._has_pack():
+            self.index.remove(np.array(ids, np.int64))
+            self._index_dirty = True
+            self.save_index()
+        return len(ids)
+
+    def folders(self) -> list[Folder]:
+        return self.catalog.folders()
+
+    def _has_pack(self) -> bool:
+        try:
+            return self.pack is not None
+        except NoModelError:
+            return False
+
+    # -- indexing --------------------------------------------------------------------------
+
+    def scan(self) -> scanner.ScanReport:
+        report = scanner.scan(self.catalog, self.catalog.folders())
+        stale = scanner.apply(self.catalog, report)
+        if stale and self._has_pack():
+            self.index.remove(np.array(stale, np.int64))
+            self._index_dirty = True
+        return report
+
+    def index_photos(
+        self,
+        *,
+        progress: Callable[[Progress], None] | None = None,
+        control: IndexControl | None = None,
+        batch_size: int = 32,
+        checkpoint_seconds: float = 30.0,
+    ) -> IndexRunReport:
+        """Scan every folder, then encode what is new or changed."""
+        pack = self.pack
+        scan = self.scan()
+        index = self.index
+        last_save = [0.0]
+
+        def on_commit() -> None:
+            self._index_dirty = True
+            now = time.monotonic()
+            if now - last_save[0] > checkpoint_seconds:
+                self.save_index()
+                last_save[0] = now
+
+        last_save[0] = time.monotonic()
+        indexer = Indexer(
+            self.catalog,
+            index,
+            self.image_encoder,
+            pack.id,
+            batch_size=batch_size,
+            on_commit=on_commit,
+        )
+        try:
+            run = indexer.run(self.catalog.pending(pack.id), progress=progress, control=control)
+        finally:
+            self.save_index()
+        return IndexRunReport(
+            new=scan.count("new"),
+            changed=scan.count("changed"),
+            moved=scan.count("moved"),
+            removed=scan.count("deleted"),
+            offline=[f.path for f in scan.offline],
+            problems=scan.problems,
+            run=run,
+        )
+
+    # -- search ----------------------------------------------------------------------------
+
+    def _hits(
+        self, query: np.ndarray, n: int, exclude: frozenset[int] | set[int] = frozenset()
+    ) -> list[SearchHit]:
+        if len(self.index) == 0 or n <= 0:
+            return []
+        scores, ids = self.index.search(query[None, :].astype(np.float32), n + len(exclude))
+        pairs = [
+            (int(i), float(s))
+            for i, s in zip(ids[0], scores[0], strict=True)
+            if i >= 0 and int(i) not in exclude
+        ][:n]
+        paths = self.catalog.paths([i for i, _ in pairs])
+        return [
+            SearchHit(photo_id=i, path=paths[i], score=s, rank=r + 1)
+            for r, (i, s) in enumerate((i, s) for i, s in pairs if i in paths)
+        ]
+
+    def search(self, text: str, n: int = 20) -> list[SearchHit]:
+        """The fast stage: the text's embedding against every photo's, best first."""
+        query = self.text_encoder.encode([text])[0]
+        return self._hits(query, n)
+
+    def similar(self, image: str | os.PathLike[str], n: int = 20) -> list[SearchHit]:
+        """Photos that look like ``image`` (a photo in the library, or any image file)."""
+        path = Path(image).expanduser()
+        rec = self.catalog.photo_by_path(path.resolve()) or self.catalog.photo_by_path(path)
+        if rec is not None:
+            for _, vecs in self.catalog.vectors(
+                self.pack.id, self.pack.embedding_dim, ids=[rec.id]
+            ):
+                return self._hits(vecs[0].astype(np.float32), n, exclude={rec.id})
+        pixels, _ = load_for_model(path, self.pack.image)
+        query = self.image_encoder.encode(pixels[None])[0]
+        return self._hits(query, n, exclude={rec.id} if rec else set())
+
+    # -- health ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"home": str(self.paths.data.parent)}
+        try:
+            pack = self.pack
+        except (NoModelError, PackError) as e:
+            out["model"] = None
+            out["model_problem"] = str(e)
+            out.update(self.catalog.counts())
+        else:
+            out["model"] = {
+                "name": pack.name,
+                "id": pack.id,
+                "source": pack.manifest["source"].get("model"),
+            }
+            out.update(self.catalog.counts(pack.id))
+            out["execution_provider"] = self.text_encoder.providers[0]
+            out["device"] = self.text_encoder.device
+        out["folders"] = [
+            {"path": str(f.path), "state": f.state, "last_scan": f.last_scan}
+            for f in self.catalog.folders()
+        ]
+        out["error_list"] = [{"path": str(p), "reason": r} for p, r, _ in self.catalog.errors()]
+        return out
+
+    def doctor(self, *, repair: bool = False) -> list[str]:
+        """Check catalog ↔ index ↔ disk; returns the problems found (after repair, if asked)."""
+        problems = self.catalog.integrity_check()
+        if self._has_pack():
+            want = self.catalog.vector_ids(self.pack.id)
+            try:
+                on_disk = VectorIndex.load(self.index_path, dim=self.pack.embedding_dim)
+                if not on_disk.matches(want):
+                    problems.append(
+                        f"vector index holds {len(on_disk)} vectors, the catalog {len(want)}"
+                    )
+            except IndexFileError as e:
+                problems.append(f"vector index: {e}")
+        missing = [
+            f"{p.path}"
+            for f in self.catalog.folders()
+            if f.state == "ok"
+            for p in self.catalog.photos_in(f.id).values()
+            if not p.path.exists()
+        ]
+        if missing:
+            problems.append(f"{len(missing)} photos are gone from disk (e.g. {missing[0]})")
+        if repair and problems:
+            if self._has_pack():
+                self.rebuild_index()
+            if missing:
+                self.scan()
+                self.save_index()
+            return self.doctor(repair=False)
+        return problems

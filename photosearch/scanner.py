@@ -1,0 +1,217 @@
+"""Walk the library's folders and diff them against the catalog: new, changed, moved, deleted.
+
+A move or rename is recognised by content hash, across folders too, so it keeps its vector and
+costs no re-encoding. Hidden and system folders are skipped; symlinked folders are followed
+once each, so loops and duplicates are harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photosearch.catalog import Catalog, Folder, PhotoRecord, fs_bytes
+from photosearch.imaging import SUPPORTED_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+# Folders no one keeps photos in on purpose: OS trash, indexes, NAS thumbnails.
+SYSTEM_FOLDERS = frozenset(
+    {
+        "$recycle.bin",
+        "system volume information",
+        "lost+found",
+        "@eadir",
+        "#recycle",
+        "__macosx",
+        "node_modules",
+    }
+)
+HASH_CHUNK = 1 << 20
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class FolderDiff:
+    folder: Folder
+    new: list[FileEntry] = field(default_factory=list)
+    changed: list[tuple[int, FileEntry]] = field(default_factory=list)
+    moved: list[tuple[int, FileEntry]] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ScanReport:
+    """What one scan found; problems are paths that could not be looked at, with the reason."""
+
+    diffs: list[FolderDiff] = field(default_factory=list)
+    offline: list[Folder] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+    seen: int = 0
+
+    def count(self, kind: str) -> int:
+        return sum(len(getattr(d, kind)) for d in self.diffs)
+
+
+def is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.lower() in SYSTEM_FOLDERS
+
+
+def walk_photos(
+    root: Path,
+    *,
+    include_hidden: bool = False,
+    on_problem: Callable[[Path, str], None] | None = None,
+) -> Iterator[FileEntry]:
+    """Every supported image file under ``root`` (following symlinks once, never looping)."""
+    problem = on_problem or (lambda p, why: log.info("skipped %s: %s", p, why))
+    visited: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = folder.stat()
+        except OSError as e:
+            problem(folder, f"cannot open folder: {e.strerror or e}")
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            continue  # a symlink back to a folder already walked (a loop, or a second route)
+        visited.add(key)
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as e:
+            problem(folder, f"cannot list folder: {e.strerror or e}")
+            continue
+        for entry in entries:
+            name = entry.name
+            if not include_hidden and is_hidden(name):
+                continue
+            path = Path(entry.path)
+            try:
+                est = entry.stat(follow_symlinks=True)
+            except OSError as e:
+                if entry.is_symlink():
+                    problem(
+                        path,
+                        "broken symbolic link"
+                        if e.errno == 2
+                        else f"symbolic link cannot be followed: {e.strerror or e}",
+                    )
+                else:
+                    problem(path, f"cannot read file information: {e.strerror or e}")
+                continue
+            if stat.S_ISDIR(est.st_mode):
+                stack.append(path)
+            elif stat.S_ISREG(est.st_mode) and path.suffix.lower() in SUPPORTED_EXTENSIONS:
+                yield FileEntry(path=path, size=est.st_size, mtime_ns=est.st_mtime_ns)
+
+
+def scan(
+    catalog: Catalog,
+    folders: list[Folder],
+    *,
+    include_hidden: bool = False,
+    hasher: Callable[[Path], str] = file_hash,
+) -> ScanReport:
+    """Diff ``folders`` against the catalog. Reads only; :func:`apply` records the result."""
+    report = ScanReport()
+    # Candidates for moves: photos gone from their place, by size, then by content hash.
+    vanished: dict[int, PhotoRecord] = {}
+    appeared: list[tuple[FolderDiff, FileEntry]] = []
+
+    for folder in folders:
+        if not folder.path.is_dir():
+            report.offline.append(folder)
+            continue
+        diff = FolderDiff(folder)
+        known = catalog.photos_in(folder.id)
+        on_disk: set[bytes] = set()
+        for entry in walk_photos(
+            folder.path,
+            include_hidden=include_hidden,
+            on_problem=lambda p, why: report.problems.append((p, why)),
+        ):
+            report.seen += 1
+            key = fs_bytes(entry.path)
+            on_disk.add(key)
+            rec = known.get(key)
+            if rec is None:
+                appeared.append((diff, entry))
+            elif rec.size != entry.size or rec.mtime_ns != entry.mtime_ns:
+                diff.changed.append((rec.id, entry))
+        for key, rec in known.items():
+            if key not in on_disk:
+                vanished[rec.id] = rec
+        report.diffs.append(diff)
+
+    by_size: dict[int, list[PhotoRecord]] = {}
+    for rec in vanished.values():
+        if rec.content_hash:
+            by_size.setdefault(rec.size, []).append(rec)
+    for diff, entry in appeared:
+        candidates = [r for r in by_size.get(entry.size, []) if r.id in vanished]
+        match = None
+        if candidates:
+            try:
+                digest = hasher(entry.path)
+            except OSError as e:
+                report.problems.append((entry.path, f"cannot read file: {e.strerror or e}"))
+                continue
+            match = next((r for r in candidates if r.content_hash == digest), None)
+        if match is not None:
+            del vanished[match.id]
+            diff.moved.append((match.id, entry))
+        else:
+            diff.new.append(entry)
+    by_folder = {d.folder.id: d for d in report.diffs}
+    for rec in vanished.values():
+        by_folder[rec.folder_id].deleted.append(rec.id)
+    return report
+
+
+def apply(catalog: Catalog, report: ScanReport) -> list[int]:
+    """Record a scan in the catalog; returns the photo ids whose vectors must leave the index.
+
+    Deletions and moves are applied before insertions, so a file moved within the library
+    keeps its row. Each folder is one transaction. Offline folders are only marked offline:
+    their photos are kept until the folder comes back or is removed from the library.
+    """
+    stale: list[int] = []
+    for folder in report.offline:
+        catalog.set_folder_state(folder.id, "offline")
+    for diff in report.diffs:
+        catalog.apply_scan(
+            diff.folder.id,
+            new=((e.path, e.size, e.mtime_ns) for e in diff.new),
+            changed=((i, e.size, e.mtime_ns) for i, e in diff.changed),
+            moved=((i, e.path, e.size, e.mtime_ns) for i, e in diff.moved),
+            deleted=diff.deleted,
+        )
+        stale += diff.deleted
+        stale += [i for i, _ in diff.changed]
+    return stale

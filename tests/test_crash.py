@@ -1,0 +1,121 @@
+"""SIGKILL at random moments during indexing: nothing committed is lost, nothing duplicated."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from photos import good_photos
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
+
+TOTAL = 240
+BATCH = 4
+
+
+def cli(home: Path, *args: str, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "photosearch", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
+
+
+def indexed_in_catalog(db: Path) -> int:
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+
+
+def catalog_is_sound(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        dup = conn.execute(
+            "SELECT count(*) FROM (SELECT photo_id FROM vectors GROUP BY photo_id, pack "
+            "HAVING count(*) > 1)"
+        ).fetchone()[0]
+        assert dup == 0
+        paths = conn.execute("SELECT count(*), count(DISTINCT path) FROM photos").fetchone()
+        assert paths[0] == paths[1] == TOTAL
+        wrong = conn.execute(
+            "SELECT count(*) FROM photos p WHERE (p.state = 'indexed') != EXISTS "
+            "(SELECT 1 FROM vectors v WHERE v.photo_id = p.id)"
+        ).fetchone()[0]
+        assert wrong == 0
+    finally:
+        conn.close()
+
+
+def test_kill_during_indexing_resumes_without_loss(tmp_path: Path, tiny_clip_pack: Path) -> None:
+    home = tmp_path / "home"
+    photos = tmp_path / "photos"
+    good_photos(photos, TOTAL)
+    assert cli(home, "models", "import", str(tiny_clip_pack)).returncode == 0
+    assert cli(home, "folders", "add", str(photos)).returncode == 0
+    db = home / "data" / "catalog.sqlite3"
+    rng = random.Random(7)
+
+    kills = 0
+    for _attempt in range(8):
+        before = indexed_in_catalog(db)
+        if before >= TOTAL - 2 * BATCH:
+            break
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "photosearch",
+                "--home",
+                str(home),
+                "index",
+                "-q",
+                "--batch-size",
+                str(BATCH),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        # Wait until this run has committed something, then kill it at a random instant.
+        deadline = time.monotonic() + 120
+        while indexed_in_catalog(db) <= before and proc.poll() is None:
+            assert time.monotonic() < deadline, "indexing made no progress"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
+        if proc.poll() is not None:
+            break  # finished before we could kill it
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        catalog_is_sound(db)
+
+    assert kills >= 3, "indexing finished too quickly to be interrupted"
+    done_before_final = indexed_in_catalog(db)
+    final = cli(home, "index", "--json", "--batch-size", str(BATCH))
+    assert final.returncode == 0, final.stderr
+    summary = json.loads(final.stdout)
+    # Only what was never committed is encoded again; everything committed survived.
+    assert summary["indexed"] == TOTAL - done_before_final
+    assert summary["errors"] == 0
+    catalog_is_sound(db)
+
+    doctor = cli(home, "doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    status = json.loads(cli(home, "status", "--json").stdout)
+    assert (status["indexed"], status["pending"], status["errors"]) == (TOTAL, 0, 0)
