@@ -443,6 +443,12 @@ def _fmt_rate(timing: dict[str, Any]) -> str:
     return f"{rate:.1f}" if rate < 100 else f"{rate:.0f}"
 
 
+def _spread(timings: Sequence[dict[str, Any]]) -> str:
+    """The largest slowest/fastest - 1 among the repetitions of these timings, in percent."""
+    worst = max(max(t["seconds"]) / min(t["seconds"]) - 1 for t in timings)
+    return f"{worst * 100:.0f} %"
+
+
 def _fmt_cos(cos: float) -> str:
     """Marked when below the int8 export gate, i.e. the exporter would keep fp32."""
     return f"{cos:.5f}" + (" ✗" if cos < exporter.MIN_COSINE["int8"] else "")
@@ -476,7 +482,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         "call(s); backends are timed round-robin. `× torch` is throughput relative to torch "
         "fp32 in the same run. Min cosine is against torch fp32 on the benchmark batch "
         "(which holds the export gate's inputs); ✗ marks a value below the int8 gate. "
-        "MB = 10⁶ bytes.",
+        "MB = 10⁶ bytes. On this shared machine absolute rates can drift (up to ~2× for a "
+        "minute or more, seen while developing this script); the ratios, taken round-robin "
+        "within one table, are the robust figures. `encoders.json` holds every repetition.",
         "",
         f"Machine: {m['cpu']} (family/model {m['cpu_family_model']}, "
         f"{', '.join(m['simd_flags'])}), {m['cores']} cores, {m['memory_gib']} GiB, "
@@ -521,11 +529,13 @@ def render_markdown(results: dict[str, Any]) -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         tok = a["tokenisation_only"]
+        timings = [b[k] for b in a["backends"].values() for k in ("image", "text")]
         lines += [
             "",
             f"Tokenisation alone ({s['text_batch']} texts): open_clip "
             f"{_fmt_rate(tok['open_clip'])} texts/s, pack tokenizer {_fmt_rate(tok['pack'])} "
-            "texts/s.",
+            f"texts/s. Largest spread of the repetitions (slowest/fastest − 1): "
+            f"{_spread(timings)}.",
         ]
     for name, a in results["architectures"].items():
         r = a.get("reranker")
@@ -554,6 +564,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{_fmt_rate(sc['ORT fp32'])} | {r['scoring_ort_x_torch']:.2f}× |",
             f"| scoring, one query × K = {r['k']} (ms) | {sc[BASELINE]['median_s'] * 1e3:.0f} | "
             f"{sc['ORT fp32']['median_s'] * 1e3:.0f} | |",
+            "",
+            "Largest spread of the repetitions (slowest/fastest − 1): "
+            f"{_spread([*tok.values(), *sc.values()])}.",
         ]
     return "\n".join(lines) + "\n"
 

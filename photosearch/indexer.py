@@ -262,8 +262,7 @@ class Indexer:
             ids = np.array([e.photo_id for e in ok], np.int64)
             # The index holds what the catalog holds: the float16 values, not the fp32 ones.
             vecs = np.stack([np.asarray(e.vector, np.float16) for e in ok]).astype(np.float32)
-            self.index.remove(ids)  # a changed photo re-encoded: replace, never duplicate
-            self.index.add(ids, vecs)
+            self.index.add(ids, vecs, replace=True)  # a re-encoded photo replaces its vector
         report.indexed += len(ok)
         report.reused += sum(1 for r in results if isinstance(r, _Read) and r.vector is not None)
         failed = [r for r in out if isinstance(r, Failed)]

@@ -339,6 +339,8 @@ class Library:
         )
         try:
             run = indexer.run(self.catalog.pending(pack.id), progress=progress, control=control)
+            if index.needs_rebuild():  # outgrew its kind (flat → IVF) or its training
+                self.rebuild_index()
         finally:
             self.save_index()
         return IndexRunReport(

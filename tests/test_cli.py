@@ -73,3 +73,81 @@ def test_models_verify(isolated_home: Path, pack_copy: Path) -> None:
     assert bad.returncode == 1
     assert "image_encoder.onnx: damaged or foreign" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_library_workflow(isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path) -> None:
+    """The commands a script uses, end to end, on a real folder of photos."""
+    from photos import bad_inputs, good_photos
+
+    photos = tmp_path / "Pictures"
+    good = good_photos(photos, 10)
+    bad_inputs(photos / "junk")
+
+    run = photosearch(isolated_home, "models", "import", str(tiny_clip_pack))
+    assert run.returncode == 0 and "(active)" in run.stdout
+    assert photosearch(isolated_home, "folders", "add", str(photos)).returncode == 0
+    listed = json.loads(photosearch(isolated_home, "folders", "list", "--json").stdout)
+    assert listed == [{"path": str(photos.resolve()), "state": "ok", "last_scan": None}]
+
+    idx = photosearch(isolated_home, "index", "--json")
+    assert idx.returncode == 0, idx.stderr
+    summary = json.loads(idx.stdout)
+    assert summary["indexed"] == 10 and summary["errors"] == 3 and summary["new"] == 13
+    assert {Path(e["path"]).name for e in summary["error_list"]} == {
+        "empty.jpg",
+        "truncated.jpg",
+        "notes.jpg",
+    }
+
+    human = photosearch(isolated_home, "index")
+    assert human.returncode == 0
+    assert "indexed 0 photos" in human.stdout and "10 unchanged" in human.stdout
+
+    hits = json.loads(
+        photosearch(isolated_home, "search", "a red circle", "-n", "3", "--json").stdout
+    )
+    assert [h["rank"] for h in hits] == [1, 2, 3]
+    assert set(hits[0]) == {"path", "score", "rank"}
+    assert all(Path(h["path"]).exists() for h in hits)
+
+    like = json.loads(photosearch(isolated_home, "similar", str(good[0]), "--json").stdout)
+    assert len(like) == 9 and str(good[0].resolve()) not in [h["path"] for h in like]
+
+    status = json.loads(photosearch(isolated_home, "status", "--json").stdout)
+    assert (status["photos"], status["indexed"], status["pending"], status["errors"]) == (
+        13,
+        10,
+        0,
+        3,
+    )
+    assert status["device"] == "CPU" and status["model"]["name"] == "tiny-clip"
+    human_status = photosearch(isolated_home, "status").stdout
+    assert "notes.jpg: not an image file" in human_status
+
+    assert photosearch(isolated_home, "doctor").returncode == 0
+    (isolated_home / "data").joinpath(
+        next(p.name for p in (isolated_home / "data").glob("vectors-*.faiss"))
+    ).write_bytes(b"damaged")
+    sick = photosearch(isolated_home, "doctor")
+    assert sick.returncode == 1 and "vector index" in sick.stdout
+    assert photosearch(isolated_home, "doctor", "--repair").returncode == 0
+    assert photosearch(isolated_home, "doctor").returncode == 0
+
+    removed = photosearch(isolated_home, "folders", "remove", str(photos))
+    assert removed.returncode == 0 and "13 photos forgotten" in removed.stdout
+    assert good[0].exists()
+
+
+def test_exit_codes(isolated_home: Path, tmp_path: Path) -> None:
+    usage = photosearch(isolated_home, "search")
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    assert photosearch(isolated_home, "folders", "add").returncode == 2
+    missing = photosearch(isolated_home, "folders", "add", str(tmp_path / "nope"))
+    assert missing.returncode == 1 and "no such folder" in missing.stderr
+    no_model = photosearch(isolated_home, "search", "anything")
+    assert no_model.returncode == 1
+    assert "no model pack is installed" in no_model.stderr and "Traceback" not in no_model.stderr
+    (tmp_path / "p").mkdir()
+    photosearch(isolated_home, "folders", "add", str(tmp_path / "p"))
+    nothing = photosearch(isolated_home, "index")
+    assert nothing.returncode == 1 and "models import" in nothing.stderr

@@ -1,0 +1,702 @@
+"""The vector index: FAISS over the catalog's L2-normalised image vectors, scored by inner product.
+
+It is derived data: the catalog (SQLite) holds every vector, so this index can always be rebuilt.
+
+Kinds (``benchmarks/vector_index.py`` measures them; ``benchmarks/results/vector_index.md``):
+
+- ``"flat"``: exact search, ``IndexFlatIP`` in an ``IndexIDMap2``; 2 KiB a vector (float32). A
+  single query scans every vector, so its latency grows linearly (about 0.17 ms per 1,000
+  vectors on the 2-core reference machine, one thread).
+- ``"ivf-sq8"``: ``IndexIVFScalarQuantizer`` (8 bits a dimension, residuals to spherical k-means
+  centroids, ``nlist`` ≈ √N lists, ``nprobe`` from :func:`nprobe_for`); 0.5 KiB a vector, a
+  query scans only ``nprobe`` lists, and it removes ids natively. Chosen for large libraries:
+  at 1M vectors it keeps recall@10 ≥ 0.95 at a few milliseconds a query in a quarter of flat's
+  memory. HNSW was measured and rejected: it cannot remove vectors and, on text-like queries
+  (which land near, not on, the image vectors), lost recall badly even at a large ``efSearch``;
+  IVF-PQ was cheaper in memory but far below the recall bar.
+- ``"ivf-fp16"``: the same with float16 codes (lossless against the catalog's float16) at twice
+  the memory of ``ivf-sq8``; available, not chosen by ``"auto"``.
+
+``"auto"`` picks ``flat`` below :data:`LARGE_THRESHOLD` vectors, where a flat query stays under
+about 5 ms, and ``ivf-sq8`` from there on. The IVF kinds learn their lists from the vectors they
+are built from; :meth:`VectorIndex.needs_rebuild` says when the library has outgrown them.
+
+Threads: a single query runs on one thread (OpenMP over a couple of busy cores made a flat query
+three times slower, and the text encoder wants those cores); builds, training and batches of
+queries use :attr:`VectorIndex.threads`. FAISS's thread count is set per calling thread (an
+OpenMP ICV) for the duration of each call and restored after, so nothing is grabbed for good.
+
+A ``VectorIndex`` serialises its own calls with a lock; it is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import struct
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import faiss
+import numpy as np
+from numpy.typing import NDArray
+
+from photosearch.errors import PhotosearchError
+
+log = logging.getLogger(__name__)
+
+Ids = NDArray[np.int64]
+Vectors = NDArray[np.float32]
+Scores = NDArray[np.float32]
+
+FLAT = "flat"
+IVF_SQ8 = "ivf-sq8"
+IVF_FP16 = "ivf-fp16"
+KINDS = (FLAT, IVF_SQ8, IVF_FP16)
+AUTO = "auto"
+LARGE_KIND = IVF_SQ8
+#: From this many vectors on, ``"auto"`` uses :data:`LARGE_KIND` (see the module docstring).
+LARGE_THRESHOLD = 25_000
+
+# k-means wants at least 39 points a centroid (FAISS warns on stderr below that); 64 is plenty for
+# centroids that only route queries, and keeps training at 1M vectors under a minute on 2 cores.
+MIN_POINTS_PER_LIST = 39
+TRAIN_POINTS_PER_LIST = 64
+KMEANS_ITERATIONS = 10
+MAX_NLIST = 16_384
+# An IVF index trained on N vectors is rebuilt once it holds this many times N.
+RETRAIN_GROWTH = 4.0
+# Queries per call from which a search uses ``threads`` rather than one thread.
+PARALLEL_QUERIES = 16
+# Rows converted to float32 and handed to FAISS at a time: bounds the extra memory of a build.
+CHUNK = 65_536
+
+FORMAT = "photosearch-vector-index"
+FORMAT_VERSION = 1
+MAGIC = b"PSVECIDX"
+# magic, format version, JSON header length, payload length, payload CRC-32, header CRC-32
+_PREFIX = struct.Struct("<8sIIQII")
+_IO_BLOCK = 1 << 22
+
+
+class IndexFileError(PhotosearchError):
+    """A vector index file is missing, unreadable, damaged, or does not fit what was expected.
+
+    The library answers it by rebuilding the index from the catalog.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"vector index {self.path}: {problem}")
+
+
+def default_threads() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_kind(count: int, *, large_threshold: int = LARGE_THRESHOLD) -> str:
+    """The kind ``"auto"`` picks for ``count`` vectors."""
+    return LARGE_KIND if count >= large_threshold else FLAT
+
+
+def nlist_for(count: int) -> int:
+    """Inverted lists for an IVF index trained on ``count`` vectors: about √count, trainable."""
+    return max(1, min(round(math.sqrt(count)), count // MIN_POINTS_PER_LIST, MAX_NLIST))
+
+
+def nprobe_for(nlist: int) -> int:
+    """Lists a query visits: enough for recall@10 ≥ 0.95 with a margin (see the benchmark)."""
+    return min(nlist, max(32, round(2 * math.sqrt(nlist))))
+
+
+@contextlib.contextmanager
+def _omp_threads(n: int) -> Iterator[None]:
+    # omp_set_num_threads changes the calling thread's OpenMP ICV only; restore it afterwards.
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _as_ids(ids: Any) -> Ids:
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"ids must be one-dimensional, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"ids must be integers, got {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and arr.min() < 0:
+        raise ValueError("ids must be non-negative (-1 marks a missing result)")
+    return np.ascontiguousarray(arr)
+
+
+def _check_vectors(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
+    arr = np.asarray(vectors)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ValueError(f"{what} must have shape (N, {dim}), got {arr.shape}")
+    if arr.dtype not in (np.float32, np.float16, np.float64):
+        raise ValueError(f"{what} must be float32 or float16, got {arr.dtype}")
+    for start in range(0, len(arr), CHUNK):  # before anything changes
+        if not np.isfinite(arr[start : start + CHUNK]).all():
+            raise ValueError(f"{what} contain NaN or infinity")
+    return arr
+
+
+def _f32(block: np.ndarray) -> Vectors:
+    return np.ascontiguousarray(block, dtype=np.float32)
+
+
+def _sorted_ids(ids: Ids) -> Ids:
+    out = np.sort(ids, kind="stable")
+    if out.size > 1 and (dup := out[1:][out[1:] == out[:-1]]).size:
+        raise ValueError(f"duplicate ids in one call: {_some(np.unique(dup))}")
+    return out
+
+
+def _some(ids: np.ndarray, n: int = 5) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:n])
+    return f"{shown}, … ({len(ids)} in all)" if len(ids) > n else shown
+
+
+def _new_flat(dim: int) -> faiss.IndexIDMap2:
+    return faiss.index_factory(dim, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
+
+
+def _new_ivf(dim: int, kind: str, nlist: int) -> faiss.IndexIVFScalarQuantizer:
+    codes = "SQ8" if kind == IVF_SQ8 else "SQfp16"
+    index = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
+    index.cp.spherical = True  # centroids on the sphere, like the vectors they route
+    index.cp.niter = KMEANS_ITERATIONS
+    index.cp.seed = 1234
+    index.nprobe = nprobe_for(nlist)
+    return index
+
+
+def _ivf_ids(index: faiss.IndexIVF) -> Ids:
+    invlists = index.invlists
+    parts = []
+    for lst in range(index.nlist):
+        size = invlists.list_size(lst)
+        if size:
+            ptr = invlists.get_ids(lst)
+            parts.append(faiss.rev_swig_ptr(ptr, size).copy())
+            invlists.release_ids(lst, ptr)
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+class VectorIndex:
+    """Photo ids (the catalog's, int64) to unit vectors, searched by inner product.
+
+    Make one with :meth:`create`, :meth:`build` or :meth:`load`. ``add`` refuses ids the index
+    already holds unless ``replace=True``; ``remove`` ignores ids it does not hold.
+    """
+
+    def __init__(
+        self,
+        index: faiss.Index | None,
+        *,
+        dim: int,
+        kind: str,
+        auto: bool,
+        trained_on: int = 0,
+        threads: int | None = None,
+    ):
+        """Wrap a FAISS index; use :meth:`create`, :meth:`build` or :meth:`load` instead."""
+        self._index = index
+        self._dim = dim
+        self._kind = kind
+        self._auto = auto
+        self._trained_on = trained_on
+        self._lock = threading.RLock()
+        self._ids: Ids = np.zeros(0, np.int64)
+        #: Threads for builds, training, additions and batches of queries.
+        self.threads = threads or default_threads()
+        if index is not None and index.ntotal:
+            self._ids = _sorted_ids(self._index_ids())
+
+    # -- making one -------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        dim: int,
+        *,
+        kind: str = AUTO,
+        expected_size: int = 0,
+        large_threshold: int = LARGE_THRESHOLD,
+        threads: int | None = None,
+    ) -> VectorIndex:
+        """An empty index for ``dim``-dimensional vectors.
+
+        ``"auto"`` picks the kind for ``expected_size`` vectors. An IVF index learns its lists
+        from the first :meth:`add`; prefer :meth:`build` for it, which trains on everything.
+        """
+        if dim <= 0:
+            raise ValueError(f"dim must be positive, got {dim}")
+        auto = kind == AUTO
+        if auto:
+            kind = choose_kind(expected_size, large_threshold=large_threshold)
+        if kind not in KINDS:
+            raise ValueError(f"unknown index kind {kind!r}; expected one of {KINDS} or 'auto'")
+        index = _new_flat(dim) if kind == FLAT else None
+        return cls(index, dim=dim, kind=kind, auto=auto, threads=threads)
+
+    @classmethod
+    def build(
+        cls,
+        ids: Any,
+        vectors: Any,
+        *,
+        kind: str = AUTO,
+        large_threshold: int = LARGE_THRESHOLD,
+        threads: int | None = None,
+    ) -> VectorIndex:
+        """An index of all these vectors at once (float32 or the catalog's float16).
+
+        IVF kinds train on a sample of them (at most 64 a list). Rows are converted to float32
+        a chunk at a time, so a float16 library costs little more than the index itself.
+        """
+        ids = _as_ids(ids)
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2:
+            raise ValueError(f"vectors must have shape (N, dim), got {vectors.shape}")
+        vectors = _check_vectors(vectors, vectors.shape[1])
+        if len(ids) != len(vectors):
+            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        t0 = time.perf_counter()
+        index = cls.create(
+            vectors.shape[1],
+            kind=kind,
+            expected_size=len(ids),
+            large_threshold=large_threshold,
+            threads=threads,
+        )
+        index._add(ids, vectors, replace=False)
+        log.info(
+            "built a %s index of %d vectors in %.1f s",
+            index.kind,
+            len(index),
+            time.perf_counter() - t0,
+        )
+        return index
+
+    # -- what it holds ----------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def kind(self) -> str:
+        return self._kind
+
+    @property
+    def auto(self) -> bool:
+        """Whether the kind was chosen by size (and so may change on a rebuild)."""
+        return self._auto
+
+    @property
+    def trained_on(self) -> int:
+        """How many vectors an IVF index learnt its lists from (0 for flat or untrained)."""
+        return self._trained_on
+
+    @property
+    def nlist(self) -> int | None:
+        return self._index.nlist if self._is_ivf and self._index is not None else None
+
+    @property
+    def nprobe(self) -> int | None:
+        """Lists an IVF query visits (None for flat); settable, clipped to ``nlist``."""
+        return self._index.nprobe if self._is_ivf and self._index is not None else None
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        if not self._is_ivf or self._index is None:
+            raise ValueError(f"a {self._kind} index has no nprobe")
+        with self._lock:
+            self._index.nprobe = max(1, min(int(value), self._index.nlist))
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        extra = f", nlist={self.nlist}, nprobe={self.nprobe}" if self._is_ivf else ""
+        return f"VectorIndex(kind={self._kind!r}, dim={self._dim}, count={len(self)}{extra})"
+
+    def ids(self) -> Ids:
+        """The ids held, sorted."""
+        with self._lock:
+            return self._ids.copy()
+
+    def matches(self, ids: Any) -> bool:
+        """Whether this index holds exactly this id set (the catalog's, in any order)."""
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        with self._lock:
+            return len(ids) == len(self._ids) and np.array_equal(np.sort(ids), self._ids)
+
+    def needs_rebuild(self, *, large_threshold: int = LARGE_THRESHOLD) -> bool:
+        """Whether a rebuild from the catalog would serve better than this index.
+
+        True when an ``"auto"`` index has crossed the size threshold (up for flat; for IVF, down
+        past half of it, so that a library at the threshold does not flap), or when an IVF index
+        holds :data:`RETRAIN_GROWTH` times what it was trained on.
+        """
+        n = len(self)
+        if self._is_ivf and n > RETRAIN_GROWTH * max(self._trained_on, 1):
+            return True
+        if not self._auto:
+            return False
+        if self._kind == FLAT:
+            return n >= large_threshold
+        return n < large_threshold // 2
+
+    # -- changing it ------------------------------------------------------------------------
+
+    def add(self, ids: Any, vectors: Any, *, replace: bool = False) -> None:
+        """Add vectors under these ids.
+
+        Ids already held raise ``ValueError`` unless ``replace=True``, which swaps their vectors.
+        An untrained IVF index trains on this call's vectors.
+        """
+        ids = _as_ids(ids)
+        vectors = _check_vectors(vectors, self._dim)
+        if len(ids) != len(vectors):
+            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        self._add(ids, vectors, replace=replace)
+
+    def _add(self, ids: Ids, vectors: np.ndarray, *, replace: bool) -> None:
+        new = _sorted_ids(ids)
+        with self._lock:
+            held = self._held(new)
+            if held.size:
+                if not replace:
+                    raise ValueError(
+                        f"ids already in the index: {_some(held)}; "
+                        "remove them first or add with replace=True"
+                    )
+                self._remove_held(held)
+            if len(ids) == 0:
+                return
+            with _omp_threads(self.threads):
+                if self._index is None:
+                    self._train(vectors)
+                for start in range(0, len(ids), CHUNK):
+                    block = _f32(vectors[start : start + CHUNK])
+                    self._index.add_with_ids(block, ids[start : start + CHUNK])
+            self._ids = np.sort(np.concatenate([self._ids, new]), kind="stable")
+
+    def _train(self, vectors: np.ndarray) -> None:
+        n = len(vectors)
+        nlist = nlist_for(n)
+        index = _new_ivf(self._dim, self._kind, nlist)
+        take = min(n, TRAIN_POINTS_PER_LIST * nlist)
+        rows = np.sort(np.random.default_rng(0).choice(n, take, replace=False))
+        t0 = time.perf_counter()
+        index.train(_f32(vectors[rows]))
+        log.info(
+            "trained %s: %d lists on %d of %d vectors in %.1f s",
+            self._kind,
+            nlist,
+            take,
+            n,
+            time.perf_counter() - t0,
+        )
+        self._index = index
+        self._trained_on = n
+
+    def remove(self, ids: Any) -> int:
+        """Remove these ids; returns how many were held (others are ignored)."""
+        ids = np.unique(_as_ids(ids))
+        with self._lock:
+            held = self._held(ids)
+            if held.size:
+                self._remove_held(held)
+            return int(held.size)
+
+    def _held(self, sorted_ids: Ids) -> Ids:
+        pos = np.searchsorted(self._ids, sorted_ids)
+        pos[pos == len(self._ids)] = 0
+        return sorted_ids[self._ids[pos] == sorted_ids] if len(self._ids) else sorted_ids[:0]
+
+    def _remove_held(self, held: Ids) -> None:
+        with _omp_threads(self.threads):
+            removed = self._index.remove_ids(np.ascontiguousarray(held))
+        if removed != len(held):  # the id cache and FAISS disagree: trust FAISS
+            log.warning("removed %d of %d ids believed held; re-reading ids", removed, len(held))
+            self._ids = _sorted_ids(self._index_ids())
+        else:
+            self._ids = np.setdiff1d(self._ids, held, assume_unique=True)
+
+    # -- searching --------------------------------------------------------------------------
+
+    def search(self, queries: Any, k: int) -> tuple[Scores, Ids]:
+        """The ``k`` best ids for each query, best first, by inner product.
+
+        ``queries`` is ``[Q, dim]`` (or one ``[dim]`` vector, answered as ``Q = 1``). Returns
+        ``(scores [Q, k] float32, ids [Q, k] int64)``; slots beyond what the index can fill hold
+        id -1 and score -inf.
+        """
+        q = np.asarray(queries)
+        if q.ndim == 1:
+            q = q[None, :]
+        q = _f32(_check_vectors(q, self._dim, "queries"))
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = int(k)
+        scores = np.full((len(q), k), -np.inf, np.float32)
+        ids = np.full((len(q), k), -1, np.int64)
+        with self._lock:
+            n = len(self._ids)
+            if n == 0 or len(q) == 0:
+                return scores, ids
+            kk = min(k, n)
+            threads = self.threads if len(q) >= PARALLEL_QUERIES else 1
+            with _omp_threads(threads):
+                d, i = self._index.search(q, kk)
+        scores[:, :kk] = d
+        ids[:, :kk] = i
+        scores[ids < 0] = -np.inf
+        return scores, ids
+
+    # -- files --------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the index to ``path`` atomically: a crash leaves the old file or the new one.
+
+        The file is a small header (format version, kind, dimension, count, checksums) and the
+        FAISS index. Raises :class:`IndexFileError` when it cannot be written.
+        """
+        path = Path(path)
+        with self._lock:
+            header = self._header()
+            t0 = time.perf_counter()
+            try:
+                fd, tmp_name = tempfile.mkstemp(
+                    prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+                )
+            except OSError as e:
+                raise IndexFileError(path, f"cannot be written: {e}") from e
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "w+b") as f:
+                    meta = json.dumps(header, sort_keys=True).encode()
+                    f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(meta), 0, 0, 0))
+                    f.write(meta)
+                    # an untrained IVF index holds nothing: it is saved without a payload
+                    size, crc = (0, 0) if self._index is None else _write_payload(self._index, f)
+                    f.seek(0)
+                    f.write(
+                        _PREFIX.pack(MAGIC, FORMAT_VERSION, len(meta), size, crc, zlib.crc32(meta))
+                    )
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException as e:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                if isinstance(e, OSError):
+                    raise IndexFileError(path, f"cannot be written: {e}") from e
+                raise
+            _fsync_dir(path.parent)
+        log.info("saved %r to %s in %.2f s", self, path, time.perf_counter() - t0)
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kind": self._kind,
+            "auto": self._auto,
+            "dim": self._dim,
+            "count": len(self),
+            "trained_on": self._trained_on,
+            "nlist": self.nlist,
+            "nprobe": self.nprobe,
+            "faiss_version": faiss.__version__,
+        }
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, dim: int | None = None, threads: int | None = None
+    ) -> VectorIndex:
+        """Read an index written by :meth:`save`.
+
+        Raises :class:`IndexFileError` (naming the file and the fault) for a missing, truncated,
+        damaged or foreign file, or one whose vectors are not ``dim``-dimensional.
+        """
+        path = Path(path)
+        t0 = time.perf_counter()
+        try:
+            f = path.open("rb")
+        except FileNotFoundError as e:
+            raise IndexFileError(path, "does not exist") from e
+        except OSError as e:
+            raise IndexFileError(path, f"cannot be read: {e}") from e
+        try:
+            with f:
+                header, payload_size, payload_crc = _read_header(path, f)
+                if dim is not None and header["dim"] != dim:
+                    raise IndexFileError(
+                        path, f"holds {header['dim']}-dimensional vectors, expected {dim}"
+                    )
+                start = f.tell()
+                if _crc_of(f, payload_size) != payload_crc:
+                    raise IndexFileError(path, "is damaged (checksum mismatch)")
+                f.seek(start)
+                index = _read_payload(path, f) if payload_size else None
+        except OSError as e:
+            raise IndexFileError(path, f"cannot be read: {e}") from e
+        self = cls._from_file(path, header, index, threads)
+        log.info("loaded %r from %s in %.2f s", self, path, time.perf_counter() - t0)
+        return self
+
+    @classmethod
+    def _from_file(
+        cls, path: Path, header: dict[str, Any], index: faiss.Index | None, threads: int | None
+    ) -> VectorIndex:
+        kind, dim, count = header["kind"], header["dim"], header["count"]
+        if kind == FLAT:
+            ok = isinstance(index, faiss.IndexIDMap2)
+        else:
+            ok = index is None or (
+                isinstance(index, faiss.IndexIVFScalarQuantizer)
+                and index.metric_type == faiss.METRIC_INNER_PRODUCT
+            )
+        if not ok:
+            raise IndexFileError(path, f"holds a {type(index).__name__}, not a {kind} index")
+        if index is not None and (index.d != dim or index.ntotal != count):
+            raise IndexFileError(
+                path,
+                f"header says {count} vectors of {dim} dimensions, "
+                f"the index holds {index.ntotal} of {index.d}",
+            )
+        try:
+            self = cls(
+                index,
+                dim=dim,
+                kind=kind,
+                auto=bool(header.get("auto", False)),
+                trained_on=int(header.get("trained_on") or 0),
+                threads=threads,
+            )
+        except ValueError as e:  # duplicate ids
+            raise IndexFileError(path, f"is inconsistent: {e}") from e
+        if self._is_ivf and index is not None and header.get("nprobe"):
+            self.nprobe = int(header["nprobe"])
+        return self
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @property
+    def _is_ivf(self) -> bool:
+        return self._kind != FLAT
+
+    def _index_ids(self) -> Ids:
+        if self._kind == FLAT:
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return _ivf_ids(self._index)
+
+
+def _write_payload(index: faiss.Index, f: BinaryIO) -> tuple[int, int]:
+    """Stream the FAISS index into ``f``; returns (bytes written, CRC-32 of them)."""
+    size = crc = 0
+
+    def write(chunk: bytes) -> None:
+        nonlocal size, crc
+        f.write(chunk)
+        size += len(chunk)
+        crc = zlib.crc32(chunk, crc)
+
+    writer = faiss.PyCallbackIOWriter(write, _IO_BLOCK)
+    faiss.write_index(index, writer)
+    del writer  # flushes its buffer
+    return size, crc
+
+
+def _read_header(path: Path, f: BinaryIO) -> tuple[dict[str, Any], int, int]:
+    file_size = os.fstat(f.fileno()).st_size
+    raw = f.read(_PREFIX.size)
+    if len(raw) < _PREFIX.size or raw[: len(MAGIC)] != MAGIC:
+        if len(raw) < len(MAGIC) and MAGIC.startswith(raw):
+            raise IndexFileError(path, f"is truncated ({file_size} bytes)")
+        raise IndexFileError(path, "is not a photosearch vector index (unknown signature)")
+    _, version, meta_len, payload_size, payload_crc, meta_crc = _PREFIX.unpack(raw)
+    if version > FORMAT_VERSION or version < 1:
+        raise IndexFileError(
+            path, f"has format version {version}; this photosearch reads {FORMAT_VERSION}"
+        )
+    expected = _PREFIX.size + meta_len + payload_size
+    if file_size < expected:
+        raise IndexFileError(path, f"is truncated ({file_size} of {expected} bytes)")
+    if file_size > expected:
+        raise IndexFileError(path, f"has {file_size - expected} unexpected bytes at its end")
+    meta = f.read(meta_len)
+    if zlib.crc32(meta) != meta_crc:
+        raise IndexFileError(path, "has a damaged header (checksum mismatch)")
+    try:
+        header = json.loads(meta)
+        ok = (
+            header["format"] == FORMAT
+            and header["kind"] in KINDS
+            and isinstance(header["dim"], int)
+            and header["dim"] > 0
+            and isinstance(header["count"], int)
+        )
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise IndexFileError(path, "has an invalid header")
+    return header, payload_size, payload_crc
+
+
+def _crc_of(f: BinaryIO, size: int) -> int:
+    crc = 0
+    left = size
+    while left:
+        chunk = f.read(min(left, _IO_BLOCK))
+        if not chunk:
+            break
+        crc = zlib.crc32(chunk, crc)
+        left -= len(chunk)
+    return crc
+
+
+def _read_payload(path: Path, f: BinaryIO) -> faiss.Index:
+    reader = faiss.PyCallbackIOReader(f.read, _IO_BLOCK)
+    try:
+        return faiss.read_index(reader)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise IndexFileError(path, f"could not be decoded by FAISS: {first}") from e
+    finally:
+        del reader
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; Windows has no directory handles for it)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
