@@ -22,7 +22,7 @@ import numpy as np
 from photosearch.catalog import Catalog, Encoded, Failed, PhotoRecord
 from photosearch.encoders import ImageEncoder
 from photosearch.errors import EncoderError
-from photosearch.imaging import ImageError, ImageInfo, load_for_model
+from photosearch.imaging import ImageError, ImageInfo, load_for_model, read_image
 from photosearch.modelpack import ImageSpec
 from photosearch.scanner import content_hash
 from photosearch.vectors import VectorIndex
@@ -128,8 +128,6 @@ def _read(
 
 
 def _info_only(data: bytes, photo: PhotoRecord) -> tuple[None, ImageInfo]:
-    from photosearch.imaging import read_image
-
     img, info = read_image(data, min_size=(1, 1), name=str(photo.path))
     img.close()
     return None, info

@@ -137,93 +137,46 @@ def test_checkpoint_weights_are_exported_and_recorded(tmp_path: Path) -> None:
     assert _cos(got, ref).min() >= 0.9999
 
 
-def test_exporter_command_line(tmp_path: Path) -> None:
-    out = tmp_path / "cli-pack"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "photosearch.export_onnx",
-            "--model",
-            "photosearch-tiny-clip",
-            "--pretrained",
-            "none",
-            "--out",
-            str(out),
-            "-q",
-        ],
+def export_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "photosearch.export_onnx", *args],
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, **env},
     )
+
+
+def test_exporter_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "cli-pack"
+    tiny = ("--model", "photosearch-tiny-clip", "--pretrained", "none", "--out", str(out), "-q")
+    run = export_cli(*tiny)
     assert run.returncode == 0, run.stderr
     assert f"wrote {out}" in run.stdout
     assert modelpack.verify(out, full=True).manifest["source"]["model"] == "photosearch-tiny-clip"
 
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "photosearch.export_onnx",
-            "--model",
-            "photosearch-tiny-clip",
-            "--pretrained",
-            "none",
-            "--out",
-            str(out),
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = export_cli(*tiny)
     assert again.returncode == 1 and "already exists" in again.stderr
 
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "photosearch.export_onnx",
-            "--model",
-            "no-such-model",
-            "--pretrained",
-            "none",
-            "--out",
-            str(tmp_path / "x"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    bad = export_cli(
+        "--model", "no-such-model", "--pretrained", "none", "--out", str(tmp_path / "x")
     )
     assert bad.returncode == 1 and "unknown open_clip model 'no-such-model'" in bad.stderr
     assert not (tmp_path / "x").exists()
 
 
 def test_unavailable_pretrained_weights_are_a_clear_error(tmp_path: Path) -> None:
-    import os
-
     for tag in ("datacompdr", "no-such-tag"):
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "photosearch.export_onnx",
-                "--model",
-                "MobileCLIP-S2",
-                "--pretrained",
-                tag,
-                "--out",
-                str(tmp_path / tag),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        out = tmp_path / tag
+        run = export_cli(
+            "--model", "MobileCLIP-S2", "--pretrained", tag, "--out", str(out), HF_HUB_OFFLINE="1"
         )
         assert run.returncode == 1, run.stderr
         assert f"could not load pretrained weights '{tag}' for MobileCLIP-S2" in run.stderr
         assert "Traceback" not in run.stderr
-        assert not (tmp_path / tag).exists()
+        assert not out.exists()
 
 
 REAL = [
