@@ -123,6 +123,46 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum(-1).min())
 
 
+def _cpu_counters() -> tuple[float, float, float, float] | None:
+    """Wall time, machine-wide busy and stolen CPU seconds, and this process's CPU seconds."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(v) / os.sysconf("SC_CLK_TCK") for v in stat.read_text().split()[1:9]
+    )
+    own = os.times()
+    return (
+        time.perf_counter(),
+        user + nice + system + irq + softirq,
+        steal,
+        own.user + own.system,
+    )
+
+
+class CpuWatch:
+    """Cores that other processes used (and the hypervisor stole) on average during a block.
+
+    The machine is shared: this says how much of it the measurement really had.
+    """
+
+    def __enter__(self) -> CpuWatch:
+        self._start = _cpu_counters()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._end = _cpu_counters()
+
+    def to_json(self) -> dict[str, float]:
+        if self._start is None or self._end is None:
+            return {}
+        wall, busy, steal, own = (b - a for a, b in zip(self._start, self._end, strict=True))
+        return {
+            "other_processes_cores": max(0.0, busy - own) / wall,
+            "steal_cores": steal / wall,
+        }
+
+
 # ---------------------------------------------------------------------------------------------
 # Packs: exported once, then reused while they verify
 
@@ -185,6 +225,7 @@ def ensure_int8_pack(
         pack = modelpack.load(path)
         info = _read_info(path)
         if info["int8_of"] == origin:
+            say(f"{fp32.name}: reusing the int8 pack in {path}")
             return pack, {**info, "reused": True}
     except (PackError, OSError, ValueError, KeyError):
         pass
@@ -254,20 +295,22 @@ def bench_encoders(
         }
         for backend in packs
     }
-    say(f"{name}: timing image encoders ({IMAGE_BATCH} images per call)")
-    images = time_round_robin(image_calls, IMAGE_BATCH, warmup=warmup, reps=reps)
-    say(f"{name}: timing text encoders ({TEXT_BATCH} texts per call, tokenisation included)")
-    texts = time_round_robin(text_calls, TEXT_BATCH, warmup=warmup, reps=reps)
-    tokenisers = time_round_robin(
-        {
-            "open_clip": lambda: oc_tokenizer(TEXTS),
-            "pack": lambda: text_encoders["ORT fp32"].tokenize(TEXTS),
-        },
-        TEXT_BATCH,
-        warmup=warmup,
-        reps=reps,
-    )
+    with CpuWatch() as watch:
+        say(f"{name}: timing image encoders ({IMAGE_BATCH} images per call)")
+        images = time_round_robin(image_calls, IMAGE_BATCH, warmup=warmup, reps=reps)
+        say(f"{name}: timing text encoders ({TEXT_BATCH} texts per call, tokenisation included)")
+        texts = time_round_robin(text_calls, TEXT_BATCH, warmup=warmup, reps=reps)
+        tokenisers = time_round_robin(
+            {
+                "open_clip": lambda: oc_tokenizer(TEXTS),
+                "pack": lambda: text_encoders["ORT fp32"].tokenize(TEXTS),
+            },
+            TEXT_BATCH,
+            warmup=warmup,
+            reps=reps,
+        )
     return {
+        "contention": watch.to_json(),
         "backends": {
             backend: {
                 "providers": providers[backend],
@@ -327,18 +370,20 @@ def bench_reranker(
 
     ll_torch, ll_ort = torch_score(), ort_score()
     rel_err = float((np.abs(ll_ort - ll_torch) / np.abs(ll_torch)).max())
-    say(f"{name}: timing reranker image tokens ({IMAGE_BATCH} images per call)")
-    tokens = time_round_robin(
-        {BASELINE: torch_tokens, "ORT fp32": lambda: scorer.image_tokens(pixels)},
-        IMAGE_BATCH,
-        warmup=warmup,
-        reps=reps,
-    )
-    say(f"{name}: timing reranker scoring (1 query x {RERANK_K} candidates per call)")
-    scoring = time_round_robin(
-        {BASELINE: torch_score, "ORT fp32": ort_score}, RERANK_K, warmup=warmup, reps=reps
-    )
+    with CpuWatch() as watch:
+        say(f"{name}: timing reranker image tokens ({IMAGE_BATCH} images per call)")
+        tokens = time_round_robin(
+            {BASELINE: torch_tokens, "ORT fp32": lambda: scorer.image_tokens(pixels)},
+            IMAGE_BATCH,
+            warmup=warmup,
+            reps=reps,
+        )
+        say(f"{name}: timing reranker scoring (1 query x {RERANK_K} candidates per call)")
+        scoring = time_round_robin(
+            {BASELINE: torch_score, "ORT fp32": ort_score}, RERANK_K, warmup=warmup, reps=reps
+        )
     return {
+        "contention": watch.to_json(),
         "providers": {
             "image": scorer.image_session.get_providers(),
             "scorer": scorer.scorer_session.get_providers(),
@@ -449,6 +494,15 @@ def _spread(timings: Sequence[dict[str, Any]]) -> str:
     return f"{worst * 100:.0f} %"
 
 
+def _fmt_contention(c: dict[str, float]) -> str:
+    if not c:
+        return ""
+    return (
+        f" While timing, other processes used {c['other_processes_cores']:.2f} cores on average "
+        f"and the hypervisor stole {c['steal_cores']:.2f}."
+    )
+
+
 def _fmt_cos(cos: float) -> str:
     """Marked when below the int8 export gate, i.e. the exporter would keep fp32."""
     return f"{cos:.5f}" + (" ✗" if cos < exporter.MIN_COSINE["int8"] else "")
@@ -535,7 +589,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"Tokenisation alone ({s['text_batch']} texts): open_clip "
             f"{_fmt_rate(tok['open_clip'])} texts/s, pack tokenizer {_fmt_rate(tok['pack'])} "
             f"texts/s. Largest spread of the repetitions (slowest/fastest − 1): "
-            f"{_spread(timings)}.",
+            f"{_spread(timings)}." + _fmt_contention(a["contention"]),
         ]
     for name, a in results["architectures"].items():
         r = a.get("reranker")
@@ -566,7 +620,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{sc['ORT fp32']['median_s'] * 1e3:.0f} | |",
             "",
             "Largest spread of the repetitions (slowest/fastest − 1): "
-            f"{_spread([*tok.values(), *sc.values()])}.",
+            f"{_spread([*tok.values(), *sc.values()])}." + _fmt_contention(r["contention"]),
         ]
     return "\n".join(lines) + "\n"
 

@@ -630,10 +630,10 @@ def _write_payload(index: faiss.Index, f: BinaryIO) -> tuple[int, int]:
 def _read_header(path: Path, f: BinaryIO) -> tuple[dict[str, Any], int, int]:
     file_size = os.fstat(f.fileno()).st_size
     raw = f.read(_PREFIX.size)
-    if len(raw) < _PREFIX.size or raw[: len(MAGIC)] != MAGIC:
-        if len(raw) < len(MAGIC) and MAGIC.startswith(raw):
-            raise IndexFileError(path, f"is truncated ({file_size} bytes)")
+    if not (raw.startswith(MAGIC) or MAGIC.startswith(raw)):
         raise IndexFileError(path, "is not a photosearch vector index (unknown signature)")
+    if len(raw) < _PREFIX.size:
+        raise IndexFileError(path, f"is truncated ({file_size} bytes)")
     _, version, meta_len, payload_size, payload_crc, meta_crc = _PREFIX.unpack(raw)
     if version > FORMAT_VERSION or version < 1:
         raise IndexFileError(
