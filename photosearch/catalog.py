@@ -71,9 +71,15 @@ class PhotoRecord:
 
 @dataclass(frozen=True)
 class Encoded:
-    """A photo read and encoded: everything the catalog records for it, in one write."""
+    """A photo read and encoded: everything the catalog records for it, in one write.
+
+    ``size`` and ``mtime_ns`` are the file's as the scan saw it: the write applies only if the
+    row still says the same (the file was not changed, moved or forgotten meanwhile).
+    """
 
     photo_id: int
+    size: int
+    mtime_ns: int
     content_hash: str
     width: int
     height: int
@@ -84,8 +90,26 @@ class Encoded:
 
 @dataclass(frozen=True)
 class Failed:
+    """A photo that could not be read. Transient failures (permission, I/O) are retried by the
+    next run; content failures (corrupt, not an image) only once the file changes."""
+
     photo_id: int
+    size: int
+    mtime_ns: int
     reason: str
+    transient: bool = False
+
+
+_PHOTO_COLUMNS = "p.id, p.path, p.folder_id, p.size, p.mtime_ns, p.content_hash, p.state"
+# Photos still needing a vector from the pack given as parameter 1: not failed for good (a
+# transient failure is retried), and in a folder that is online.
+_PENDING_WHERE = (
+    "FROM photos p JOIN folders f ON f.id = p.folder_id "
+    "WHERE f.state = 'ok' AND NOT EXISTS "
+    "(SELECT 1 FROM vectors v WHERE v.photo_id = p.id AND v.pack = ?1) "
+    "AND (p.state != 'error' OR EXISTS "
+    "(SELECT 1 FROM errors e WHERE e.photo_id = p.id AND e.transient = 1))"
+)
 
 
 # Each migration takes the schema from version i to i + 1, inside one transaction.
@@ -103,7 +127,8 @@ def _migrate_0_to_1(db: sqlite_utils.Database) -> None:
     db.execute(
         """
         CREATE TABLE photos (
-            id INTEGER PRIMARY KEY,
+            -- AUTOINCREMENT: an id is never reused, so a stale vector can never pass for new
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
             path BLOB NOT NULL UNIQUE,
             size INTEGER NOT NULL,
@@ -136,10 +161,16 @@ def _migrate_0_to_1(db: sqlite_utils.Database) -> None:
         CREATE TABLE errors (
             photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
             reason TEXT NOT NULL,
+            transient INTEGER NOT NULL DEFAULT 0,
             at REAL NOT NULL
         )"""
     )
     db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    # Bumped by every transaction that changes a vector; the vector index records the
+    # generation it reflects, so an index file saved before a crash is never mistaken for
+    # current even when it holds the same ids.
+    db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    db.execute("INSERT INTO counters VALUES ('vectors', 0)")
 
 
 MIGRATIONS = [_migrate_0_to_1]
@@ -156,6 +187,9 @@ class Catalog:
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
             )
+        except sqlite3.Error as e:
+            raise CatalogError(f"{self.path}: cannot open the catalog: {e}") from e
+        try:
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed batch survives even a power cut, not only a killed process.
@@ -163,8 +197,11 @@ class Catalog:
             self.db.execute("PRAGMA foreign_keys=ON")
             self._lock = threading.RLock()
             self._migrate()
-        except sqlite3.DatabaseError as e:
-            raise CatalogError(f"{self.path}: cannot open the catalog: {e}") from e
+        except BaseException as e:
+            conn.close()
+            if isinstance(e, sqlite3.DatabaseError):
+                raise CatalogError(f"{self.path}: cannot open the catalog: {e}") from e
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -254,25 +291,20 @@ class Catalog:
                 r[0] for r in c.execute("SELECT id FROM photos WHERE folder_id = ?", (folder_id,))
             ]
             c.execute("DELETE FROM folders WHERE id = ?", (folder_id,))
+            if ids:
+                self._bump(c)
         return ids
 
-    def set_folder_state(self, folder_id: int, state: str, *, scanned: bool = False) -> None:
+    def set_folder_state(self, folder_id: int, state: str) -> None:
         with self._write() as c:
-            if scanned:
-                c.execute(
-                    "UPDATE folders SET state = ?, last_scan = ? WHERE id = ?",
-                    (state, time.time(), folder_id),
-                )
-            else:
-                c.execute("UPDATE folders SET state = ? WHERE id = ?", (state, folder_id))
+            c.execute("UPDATE folders SET state = ? WHERE id = ?", (state, folder_id))
 
     # -- photos ----------------------------------------------------------------------------
 
     def photos_in(self, folder_id: int) -> dict[bytes, PhotoRecord]:
         """Every photo of a folder, keyed by its path bytes (what the scanner diffs against)."""
         rows = self._query(
-            "SELECT id, path, folder_id, size, mtime_ns, content_hash, state FROM photos "
-            "WHERE folder_id = ?",
+            f"SELECT {_PHOTO_COLUMNS} FROM photos p WHERE p.folder_id = ?",
             (folder_id,),
         )
         return {r[1]: self._photo(r) for r in rows}
@@ -291,16 +323,14 @@ class Catalog:
 
     def photo(self, photo_id: int) -> PhotoRecord | None:
         rows = self._query(
-            "SELECT id, path, folder_id, size, mtime_ns, content_hash, state FROM photos "
-            "WHERE id = ?",
+            f"SELECT {_PHOTO_COLUMNS} FROM photos p WHERE p.id = ?",
             (photo_id,),
         )
         return self._photo(rows[0]) if rows else None
 
     def photo_by_path(self, path: Path) -> PhotoRecord | None:
         rows = self._query(
-            "SELECT id, path, folder_id, size, mtime_ns, content_hash, state FROM photos "
-            "WHERE path = ?",
+            f"SELECT {_PHOTO_COLUMNS} FROM photos p WHERE p.path = ?",
             (fs_bytes(path),),
         )
         return self._photo(rows[0]) if rows else None
@@ -322,6 +352,7 @@ class Catalog:
         """
         now = time.time()
         with self._write() as c:
+            deleted = list(deleted)
             c.executemany("DELETE FROM photos WHERE id = ?", ((i,) for i in deleted))
             c.executemany(
                 "UPDATE photos SET path = ?, folder_id = ?, size = ?, mtime_ns = ?, updated = ? "
@@ -341,6 +372,8 @@ class Catalog:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 ((folder_id, fs_bytes(p), s, m, PENDING, now, now) for p, s, m in new),
             )
+            if changed or deleted:
+                self._bump(c)
             c.execute(
                 "UPDATE folders SET last_scan = ?, state = 'ok' WHERE id = ?", (now, folder_id)
             )
@@ -348,57 +381,82 @@ class Catalog:
     def pending(self, pack: str, limit: int | None = None) -> list[PhotoRecord]:
         """Photos that still need a vector from ``pack`` (new, changed, or of an older pack).
 
-        Photos that failed to read are not retried here; a changed file (new mtime) is.
+        A photo whose content could not be read is retried once the file changes (the scan
+        makes it pending again); one that failed for a transient reason (permission, I/O) by
+        every run. Photos of offline folders wait for their folder.
         """
-        sql = (
-            "SELECT p.id, p.path, p.folder_id, p.size, p.mtime_ns, p.content_hash, p.state "
-            "FROM photos p JOIN folders f ON f.id = p.folder_id "
-            "WHERE f.state = 'ok' AND p.state != ? AND NOT EXISTS "
-            "(SELECT 1 FROM vectors v WHERE v.photo_id = p.id AND v.pack = ?) ORDER BY p.id"
-        )
-        params: list[Any] = [FAILED, pack]
+        sql = f"SELECT {_PHOTO_COLUMNS} {_PENDING_WHERE} ORDER BY p.id"
+        params: list[Any] = [pack]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         return [self._photo(r) for r in self._query(sql, params)]
 
-    def commit_batch(self, pack: str, results: Sequence[Encoded | Failed]) -> None:
-        """Record a batch of encoded or failed photos in one transaction."""
+    def commit_batch(self, pack: str, results: Sequence[Encoded | Failed]) -> list[int]:
+        """Record a batch of encoded or failed photos in one transaction.
+
+        Each result applies only if its row still has the size and mtime it was read with: a
+        photo changed, moved away or forgotten while it was being encoded is left to the next
+        run. Returns the ids whose vectors were written (what the vector index must now hold).
+        """
         now = time.time()
-        ok = [r for r in results if isinstance(r, Encoded)]
-        bad = [r for r in results if isinstance(r, Failed)]
+        written: list[int] = []
         with self._write() as c:
-            c.executemany(
-                "UPDATE photos SET content_hash = ?, width = ?, height = ?, format = ?, "
-                "taken = ?, state = ?, updated = ? WHERE id = ?",
-                (
-                    (r.content_hash, r.width, r.height, r.format, r.taken, INDEXED, now, r.photo_id)
-                    for r in ok
-                ),
-            )
-            c.executemany(
-                "INSERT OR REPLACE INTO vectors(photo_id, pack, vector) VALUES (?, ?, ?)",
-                ((r.photo_id, pack, np.asarray(r.vector, np.float16).tobytes()) for r in ok),
-            )
-            c.executemany("DELETE FROM errors WHERE photo_id = ?", ((r.photo_id,) for r in ok))
-            c.executemany(
-                "UPDATE photos SET state = ?, updated = ? WHERE id = ?",
-                ((FAILED, now, r.photo_id) for r in bad),
-            )
-            c.executemany(
-                "INSERT OR REPLACE INTO errors(photo_id, reason, at) VALUES (?, ?, ?)",
-                ((r.photo_id, r.reason, now) for r in bad),
-            )
+            for r in results:
+                where = (r.photo_id, r.size, r.mtime_ns)
+                if isinstance(r, Encoded):
+                    cur = c.execute(
+                        "UPDATE photos SET content_hash = ?, width = ?, height = ?, format = ?, "
+                        "taken = ?, state = ?, updated = ? "
+                        "WHERE id = ? AND size = ? AND mtime_ns = ?",
+                        (r.content_hash, r.width, r.height, r.format, r.taken, INDEXED, now)
+                        + where,
+                    )
+                    if cur.rowcount != 1:
+                        continue
+                    c.execute(
+                        "INSERT OR REPLACE INTO vectors(photo_id, pack, vector) VALUES (?, ?, ?)",
+                        (r.photo_id, pack, np.asarray(r.vector, np.float16).tobytes()),
+                    )
+                    c.execute("DELETE FROM errors WHERE photo_id = ?", (r.photo_id,))
+                    written.append(r.photo_id)
+                else:
+                    cur = c.execute(
+                        "UPDATE photos SET state = ?, updated = ? "
+                        "WHERE id = ? AND size = ? AND mtime_ns = ?",
+                        (FAILED, now) + where,
+                    )
+                    if cur.rowcount == 1:
+                        c.execute(
+                            "INSERT OR REPLACE INTO errors(photo_id, reason, transient, at) "
+                            "VALUES (?, ?, ?, ?)",
+                            (r.photo_id, r.reason, int(r.transient), now),
+                        )
+            if written:
+                self._bump(c)
+        return written
 
-    def photos_with_hash(self, content_hash: str) -> list[PhotoRecord]:
+    @staticmethod
+    def _bump(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE counters SET value = value + 1 WHERE name = 'vectors'")
+
+    def generation(self) -> int:
+        """Changes with every transaction that adds, replaces or deletes a vector."""
+        return int(self._query("SELECT value FROM counters WHERE name = 'vectors'")[0][0])
+
+    def encoded_copy(
+        self, pack: str, content_hash: str
+    ) -> tuple[NDArray[np.float16], int, int, str, str | None] | None:
+        """The vector and facts of a photo with this content already encoded by ``pack``."""
         rows = self._query(
-            "SELECT id, path, folder_id, size, mtime_ns, content_hash, state FROM photos "
-            "WHERE content_hash = ?",
-            (content_hash,),
+            "SELECT v.vector, p.width, p.height, p.format, p.taken FROM photos p "
+            "JOIN vectors v ON v.photo_id = p.id AND v.pack = ? WHERE p.content_hash = ? LIMIT 1",
+            (pack, content_hash),
         )
-        return [self._photo(r) for r in rows]
-
-    # -- vectors ---------------------------------------------------------------------------
+        if not rows:
+            return None
+        blob, width, height, fmt, taken = rows[0]
+        return np.frombuffer(blob, dtype=np.float16), width, height, fmt, taken
 
     def vector_ids(self, pack: str) -> NDArray[np.int64]:
         rows = self._query("SELECT photo_id FROM vectors WHERE pack = ? ORDER BY photo_id", (pack,))
@@ -437,11 +495,6 @@ class Catalog:
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16).reshape(-1, dim)
         return ids, vecs
 
-    def drop_vectors(self, keep_pack: str) -> int:
-        """Delete vectors made by any pack other than ``keep_pack``; returns how many."""
-        with self._write() as c:
-            return c.execute("DELETE FROM vectors WHERE pack != ?", (keep_pack,)).rowcount
-
     # -- reporting -------------------------------------------------------------------------
 
     def counts(self, pack: str | None = None) -> dict[str, int]:
@@ -452,11 +505,17 @@ class Catalog:
             "errors": int(rows.get(FAILED, 0)),
             "folders": int(self._query("SELECT count(*) FROM folders")[0][0]),
         }
+        out["offline"] = int(
+            self._query(
+                "SELECT count(*) FROM photos p JOIN folders f ON f.id = p.folder_id "
+                "WHERE f.state != 'ok'"
+            )[0][0]
+        )
         if pack is not None:
             out["indexed"] = int(
                 self._query("SELECT count(*) FROM vectors WHERE pack = ?", (pack,))[0][0]
             )
-            out["pending"] = total - out["indexed"] - out["errors"]
+            out["pending"] = int(self._query(f"SELECT count(*) {_PENDING_WHERE}", (pack,))[0][0])
         return out
 
     def errors(self, limit: int | None = None) -> list[tuple[Path, str, float]]:

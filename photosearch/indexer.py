@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from photosearch.catalog import Catalog, Encoded, Failed, PhotoRecord
 from photosearch.encoders import ImageEncoder
-from photosearch.errors import EncoderError
-from photosearch.imaging import ImageError, ImageInfo, load_for_model, read_image
+from photosearch.imaging import ImageError, ImageInfo, load_for_model
 from photosearch.modelpack import ImageSpec
-from photosearch.scanner import content_hash
+from photosearch.scanner import file_hash
 from photosearch.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -91,46 +92,45 @@ class IndexControl:
 class _Read:
     photo: PhotoRecord
     digest: str
-    info: ImageInfo | None
+    info: ImageInfo
     pixels: np.ndarray | None  # None when an identical photo's vector is reused
     vector: np.ndarray | None
 
 
-def _read(
-    photo: PhotoRecord, spec: ImageSpec, reuse: Callable[[str], np.ndarray | None]
-) -> _Read | Failed:
-    """Read once, hash, and decode unless identical content was already encoded."""
+# Reasons that say nothing about the file's content: the next run tries again.
+_TRANSIENT = ("permission denied", "cannot read file", "file not found", "not enough memory")
+
+Reuse = Callable[[str], tuple[np.ndarray, ImageInfo] | None]
+
+
+def _read(photo: PhotoRecord, spec: ImageSpec, reuse: Reuse) -> _Read | Failed:
+    """Hash the file, then decode it unless identical content was already encoded."""
+
+    def failed(reason: str) -> Failed:
+        return Failed(photo.id, photo.size, photo.mtime_ns, reason, reason.startswith(_TRANSIENT))
+
     try:
-        with open(photo.path, "rb") as f:
-            data = f.read()
+        if not stat.S_ISREG(os.stat(photo.path).st_mode):
+            return failed("not a regular file")
+        digest = file_hash(photo.path)
     except FileNotFoundError:
-        return Failed(photo.id, "file disappeared before it could be read")
+        return failed("file not found (deleted since the scan)")
     except PermissionError:
-        return Failed(photo.id, "permission denied")
-    except IsADirectoryError:
-        return Failed(photo.id, "is a folder, not a file")
+        return failed("permission denied")
     except OSError as e:
-        return Failed(photo.id, f"cannot read file: {e.strerror or e}")
-    digest = content_hash(data)
+        return failed(f"cannot read file: {e.strerror or e}")
     try:
-        if (vector := reuse(digest)) is not None:
-            _, info = _info_only(data, photo)
-            return _Read(photo, digest, info, None, vector)
-        pixels, info = load_for_model(data, spec, name=str(photo.path))
+        if (known := reuse(digest)) is not None:
+            return _Read(photo, digest, known[1], None, known[0])
+        pixels, info = load_for_model(photo.path, spec)
     except ImageError as e:
-        return Failed(photo.id, e.reason)
+        return failed(e.reason)
     except MemoryError:
-        return Failed(photo.id, "not enough memory to decode this image")
+        return failed("not enough memory to decode this image")
     except Exception as e:  # a decoder bug must not stop the run; keep the reason
         log.exception("unexpected error decoding %s", photo.path)
-        return Failed(photo.id, f"unexpected decoding error: {type(e).__name__}: {e}")
+        return failed(f"unexpected decoding error: {type(e).__name__}: {e}")
     return _Read(photo, digest, info, pixels, None)
-
-
-def _info_only(data: bytes, photo: PhotoRecord) -> tuple[None, ImageInfo]:
-    img, info = read_image(data, min_size=(1, 1), name=str(photo.path))
-    img.close()
-    return None, info
 
 
 class Indexer:
@@ -157,11 +157,12 @@ class Indexer:
         self.max_batches_ahead = max_batches_ahead
         self.on_commit = on_commit
 
-    def _reusable_vector(self, digest: str) -> np.ndarray | None:
-        for rec in self.catalog.photos_with_hash(digest):
-            for _, vecs in self.catalog.vectors(self.pack, self.encoder.dim, ids=[rec.id]):
-                return vecs[0].astype(np.float32)
-        return None
+    def _reusable(self, digest: str) -> tuple[np.ndarray, ImageInfo] | None:
+        found = self.catalog.encoded_copy(self.pack, digest)
+        if found is None:
+            return None
+        vector, width, height, fmt, taken = found
+        return vector.astype(np.float32), ImageInfo(width, height, fmt, taken)
 
     def run(
         self,
@@ -176,7 +177,7 @@ class Indexer:
         start = time.monotonic()
         batches = [photos[i : i + self.batch_size] for i in range(0, total, self.batch_size)]
         spec = self.encoder.spec
-        paths: dict[int, object] = {p.id: p.path for p in photos}
+        paths = {p.id: p.path for p in photos}
 
         def emit(paused: bool = False) -> None:
             if progress is None:
@@ -196,10 +197,7 @@ class Indexer:
                 nonlocal next_batch
                 while len(queue) < self.max_batches_ahead and next_batch < len(batches):
                     queue.append(
-                        [
-                            pool.submit(_read, p, spec, self._reusable_vector)
-                            for p in batches[next_batch]
-                        ]
+                        [pool.submit(_read, p, spec, self._reusable) for p in batches[next_batch]]
                     )
                     next_batch += 1
 
@@ -225,44 +223,44 @@ class Indexer:
         return report
 
     def _encode_and_commit(
-        self, results: list[_Read | Failed], paths: dict[int, object], report: IndexReport
+        self, results: list[_Read | Failed], paths: dict[int, Path], report: IndexReport
     ) -> None:
         to_encode = [r for r in results if isinstance(r, _Read) and r.pixels is not None]
         vectors: dict[int, np.ndarray] = {}
         if to_encode:
             pixels = np.stack([r.pixels for r in to_encode])  # type: ignore[misc]
-            try:
-                encoded = self.encoder.encode(pixels)
-            except EncoderError:
-                raise  # the model itself is broken: stop the run, the batch stays pending
+            # An EncoderError (the model itself is broken) stops the run; the batch stays pending.
+            encoded = self.encoder.encode(pixels)
             vectors = {r.photo.id: v for r, v in zip(to_encode, encoded, strict=True)}
-        out: list[Encoded | Failed] = []
-        for r in results:
-            if isinstance(r, Failed):
-                out.append(r)
-                continue
-            vec = vectors[r.photo.id] if r.vector is None else r.vector
-            assert r.info is not None
-            out.append(
-                Encoded(
-                    photo_id=r.photo.id,
-                    content_hash=r.digest,
-                    width=r.info.width,
-                    height=r.info.height,
-                    format=r.info.format,
-                    taken=r.info.taken,
-                    vector=vec,
-                )
+        out: list[Encoded | Failed] = [
+            r
+            if isinstance(r, Failed)
+            else Encoded(
+                photo_id=r.photo.id,
+                size=r.photo.size,
+                mtime_ns=r.photo.mtime_ns,
+                content_hash=r.digest,
+                width=r.info.width,
+                height=r.info.height,
+                format=r.info.format,
+                taken=r.info.taken,
+                vector=vectors[r.photo.id] if r.vector is None else r.vector,
             )
-        self.catalog.commit_batch(self.pack, out)
-        ok = [e for e in out if isinstance(e, Encoded)]
+            for r in results
+        ]
+        written = set(self.catalog.commit_batch(self.pack, out))
+        ok = [e for e in out if isinstance(e, Encoded) and e.photo_id in written]
         if ok:
             ids = np.array([e.photo_id for e in ok], np.int64)
             # The index holds what the catalog holds: the float16 values, not the fp32 ones.
             vecs = np.stack([np.asarray(e.vector, np.float16) for e in ok]).astype(np.float32)
             self.index.add(ids, vecs, replace=True)  # a re-encoded photo replaces its vector
         report.indexed += len(ok)
-        report.reused += sum(1 for r in results if isinstance(r, _Read) and r.vector is not None)
+        report.reused += sum(
+            1
+            for r in results
+            if isinstance(r, _Read) and r.vector is not None and r.photo.id in written
+        )
         failed = [r for r in out if isinstance(r, Failed)]
         report.failed += len(failed)
         report.errors += [(str(paths[f.photo_id]), f.reason) for f in failed]

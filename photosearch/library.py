@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,8 +88,11 @@ class DataDirLock:
 
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            fh.seek(0)
-            owner = fh.read().strip() or "unknown"
+            try:
+                fh.seek(0)
+                owner = fh.read().strip() or "unknown"
+            except OSError:  # Windows: the locked byte cannot be read
+                owner = "unknown"
             fh.close()
             raise LibraryLockedError(
                 f"another photosearch process (pid {owner}) is using {self.path.parent}; "
@@ -130,6 +134,11 @@ class Library:
         except BaseException:
             self._lock.release()
             raise
+        # _job: one mutating job at a time (index, scan, remove, switch pack); searches run
+        # beside it. _init: lazy loading of pack, encoders and index happens once.
+        self._job = threading.RLock()
+        self._init = threading.RLock()
+        self._control: IndexControl | None = None
         self._pack: modelpack.ModelPack | None = None
         self._index: VectorIndex | None = None
         self._index_dirty = False
@@ -143,8 +152,12 @@ class Library:
         self.close()
 
     def close(self) -> None:
+        """Stop a running indexing job (it keeps what it committed), save, release the lock."""
+        if self._control is not None:
+            self._control.cancel()
         try:
-            self.save_index()
+            with self._job:
+                self.save_index()
         finally:
             self.catalog.close()
             self._lock.release()
@@ -157,11 +170,20 @@ class Library:
     @property
     def pack(self) -> modelpack.ModelPack:
         """The active pack (chosen in settings, else the only or first installed one)."""
+        with self._init:
+            return self._load_pack()
+
+    def _load_pack(self) -> modelpack.ModelPack:
         if self._pack is None:
             installed = self.installed_packs()
             chosen = self.catalog.get_setting("active_pack")
-            if chosen and (self.paths.models / chosen).is_dir():
+            if chosen:
                 folder = self.paths.models / chosen
+                if not folder.is_dir():
+                    raise PackError(
+                        f"the active model pack {chosen!r} is missing from {self.paths.models}; "
+                        "import it again, or choose another with `photosearch models use NAME`"
+                    )
             elif installed:
                 folder = installed[0]
             else:
@@ -172,39 +194,67 @@ class Library:
             self._pack = modelpack.load(folder)
         return self._pack
 
-    def import_pack(self, source: Path, *, activate: bool | None = None) -> modelpack.ModelPack:
+    def import_pack(
+        self, source: Path, *, activate: bool | None = None, replace: bool = False
+    ) -> modelpack.ModelPack:
         """Verify a pack and copy it into the models folder atomically; make it active if it
-        is the first (or ``activate``)."""
+        is the first (or ``activate``). An installed pack of the same name is replaced only
+        with ``replace``: its vectors would no longer match."""
         src = modelpack.verify(Path(source), full=True)
         dest = self.paths.models / _slug(src.name)
-        with modelpack.staged_pack(dest, overwrite=True) as staging:
-            for f in src.manifest["files"]:
-                shutil.copy2(src.path / f, staging / f)
-            shutil.copy2(src.path / modelpack.MANIFEST, staging / modelpack.MANIFEST)
+        if dest.exists() and not replace:
+            raise PackError(
+                f"a pack named {dest.name!r} is already installed; pass --replace to replace it "
+                "(photos encoded with it will be encoded again)"
+            )
+        with self._job:
+            self._forget_models()
+            self._install(src, dest)
         pack = modelpack.verify(dest, full=True)
         first = self.catalog.get_setting("active_pack") is None
         if activate or (activate is None and first):
             self.use_pack(dest.name)
         return pack
 
+    @staticmethod
+    def _install(src: modelpack.ModelPack, dest: Path) -> None:
+        with modelpack.staged_pack(dest, overwrite=True) as staging:
+            for f in src.manifest["files"]:
+                shutil.copy2(src.path / f, staging / f)
+            shutil.copy2(src.path / modelpack.MANIFEST, staging / modelpack.MANIFEST)
+
     def use_pack(self, name: str) -> None:
         folder = self.paths.models / name
         modelpack.load(folder)  # refuse a broken pack before switching
-        self.catalog.set_setting("active_pack", name)
-        self._pack = None
-        self._index = None
-        self._image_encoder = self._text_encoder = None
+        with self._job:
+            self.save_index()
+            self.catalog.set_setting("active_pack", name)
+            self._forget_models()
+
+    def _forget_models(self) -> None:
+        with self._init:
+            self._pack = None
+            self._index = None
+            self._image_encoder = self._text_encoder = None
 
     # -- encoders and index (loaded on first use) ------------------------------------------
 
     @property
     def image_encoder(self) -> ImageEncoder:
+        with self._init:
+            return self._load_image_encoder()
+
+    def _load_image_encoder(self) -> ImageEncoder:
         if self._image_encoder is None:
             self._image_encoder = ImageEncoder(self.pack, device=self.device, threads=self.threads)
         return self._image_encoder
 
     @property
     def text_encoder(self) -> TextEncoder:
+        with self._init:
+            return self._load_text_encoder()
+
+    def _load_text_encoder(self) -> TextEncoder:
         if self._text_encoder is None:
             self._text_encoder = TextEncoder(self.pack, device=self.device, threads=self.threads)
         return self._text_encoder
@@ -216,25 +266,35 @@ class Library:
     @property
     def index(self) -> VectorIndex:
         """The vector index, checked against the catalog (count and ids) and rebuilt from it
-        when they differ: after a crash, a copy from elsewhere, or a damaged file."""
-        if self._index is None:
-            pack = self.pack
-            want = self.catalog.vector_ids(pack.id)
-            index = None
-            try:
-                index = VectorIndex.load(self.index_path, dim=pack.embedding_dim)
-            except IndexFileError as e:
-                if self.index_path.exists():
-                    log.warning("rebuilding the vector index: %s", e)
-            if index is None or not index.matches(want):
-                index = self._rebuild_index(want)
-                self._index = index
-                self._index_dirty = True
-                self.save_index()
-            self._index = index
-        return self._index
+        when they differ: after a crash, a copy from elsewhere, or a damaged file. The ids alone
+        are not enough (a photo re-encoded keeps its id), so the index also records the
+        catalog's vector generation it reflects."""
+        with self._init:
+            if self._index is None:
+                self._index = self._load_index()
+            return self._index
 
-    def _rebuild_index(self, ids: np.ndarray) -> VectorIndex:
+    def _load_index(self) -> VectorIndex:
+        pack = self.pack
+        index = None
+        try:
+            index = VectorIndex.load(self.index_path, dim=pack.embedding_dim)
+        except IndexFileError as e:
+            if self.index_path.exists():
+                log.warning("rebuilding the vector index: %s", e)
+        if (
+            index is not None
+            and index.generation == self.catalog.generation()
+            and index.matches(self.catalog.vector_ids(pack.id))
+        ):
+            return index
+        if index is not None:
+            log.warning("the vector index is out of date with the catalog: rebuilding it")
+        index = self._rebuild_index()
+        self._save(index)
+        return index
+
+    def _rebuild_index(self) -> VectorIndex:
         pack = self.pack
         parts = list(self.catalog.vectors(pack.id, pack.embedding_dim))
         if parts:
@@ -243,16 +303,25 @@ class Library:
             return VectorIndex.build(all_ids, vecs)
         return VectorIndex.create(pack.embedding_dim)
 
+    def _save(self, index: VectorIndex) -> None:
+        # Called by the thread that changed catalog and index together, so the index now
+        # reflects the catalog's current generation.
+        index.generation = self.catalog.generation()
+        index.save(self.index_path)
+
     def save_index(self) -> None:
         if self._index is not None and self._index_dirty:
-            self._index.save(self.index_path)
+            self._save(self._index)
             self._index_dirty = False
 
     def rebuild_index(self) -> int:
-        self._index = self._rebuild_index(self.catalog.vector_ids(self.pack.id))
-        self._index_dirty = True
-        self.save_index()
-        return len(self._index)
+        with self._job:
+            index = self._rebuild_index()
+            self._save(index)
+            with self._init:
+                self._index = index
+                self._index_dirty = False
+            return len(index)
 
     # -- folders ---------------------------------------------------------------------------
 
@@ -281,11 +350,12 @@ class Library:
         rec = self.catalog.folder(folder) or self.catalog.folder(folder.resolve())
         if rec is None:
             raise FolderError(f"{folder} is not in the library")
-        ids = self.catalog.remove_folder(rec.id)
-        if ids and self._has_pack():
-            self.index.remove(np.array(ids, np.int64))
-            self._index_dirty = True
-            self.save_index()
+        with self._job:
+            ids = self.catalog.remove_folder(rec.id)
+            if ids and self._has_pack():
+                self.index.remove(np.array(ids, np.int64))
+                self._index_dirty = True
+                self.save_index()
         return len(ids)
 
     def folders(self) -> list[Folder]:
@@ -300,12 +370,14 @@ class Library:
     # -- indexing --------------------------------------------------------------------------
 
     def scan(self) -> scanner.ScanReport:
-        report = scanner.scan(self.catalog, self.catalog.folders())
-        stale = scanner.apply(self.catalog, report)
-        if stale and self._has_pack():
-            self.index.remove(np.array(stale, np.int64))
-            self._index_dirty = True
-        return report
+        with self._job:
+            report = scanner.scan(self.catalog, self.catalog.folders())
+            stale = scanner.apply(self.catalog, report)
+            if stale and self._has_pack():
+                self.index.remove(np.array(stale, np.int64))
+                self._index_dirty = True
+                self.save_index()
+            return report
 
     def index_photos(
         self,
@@ -315,20 +387,40 @@ class Library:
         batch_size: int = 32,
         checkpoint_seconds: float = 30.0,
     ) -> IndexRunReport:
-        """Scan every folder, then encode what is new or changed."""
+        """Scan every folder, then encode what is new or changed.
+
+        The vector index is saved every ``checkpoint_seconds`` and at the end; after a kill,
+        the next open rebuilds it from the catalog if it is behind.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        control = control or IndexControl()
+        with self._job:
+            self._control = control
+            try:
+                return self._index_photos(progress, control, batch_size, checkpoint_seconds)
+            finally:
+                self._control = None
+
+    def _index_photos(
+        self,
+        progress: Callable[[Progress], None] | None,
+        control: IndexControl,
+        batch_size: int,
+        checkpoint_seconds: float,
+    ) -> IndexRunReport:
         pack = self.pack
         scan = self.scan()
         index = self.index
-        last_save = [0.0]
+        last_save = time.monotonic()
 
         def on_commit() -> None:
+            nonlocal last_save
             self._index_dirty = True
-            now = time.monotonic()
-            if now - last_save[0] > checkpoint_seconds:
+            if time.monotonic() - last_save >= checkpoint_seconds:
                 self.save_index()
-                last_save[0] = now
+                last_save = time.monotonic()
 
-        last_save[0] = time.monotonic()
         indexer = Indexer(
             self.catalog,
             index,
@@ -358,9 +450,11 @@ class Library:
     def _hits(
         self, query: np.ndarray, n: int, exclude: frozenset[int] | set[int] = frozenset()
     ) -> list[SearchHit]:
-        if len(self.index) == 0 or n <= 0:
+        index = self.index
+        k = min(n + len(exclude), len(index))
+        if k <= 0:
             return []
-        scores, ids = self.index.search(query[None, :].astype(np.float32), n + len(exclude))
+        scores, ids = index.search(query[None, :].astype(np.float32), k)
         pairs = [
             (int(i), float(s))
             for i, s in zip(ids[0], scores[0], strict=True)

@@ -35,10 +35,6 @@ SYSTEM_FOLDERS = frozenset(
 HASH_CHUNK = 1 << 20
 
 
-def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=20).hexdigest()
-
-
 def file_hash(path: Path) -> str:
     h = hashlib.blake2b(digest_size=20)
     with open(path, "rb") as f:
@@ -85,9 +81,16 @@ def walk_photos(
     *,
     include_hidden: bool = False,
     on_problem: Callable[[Path, str], None] | None = None,
+    other_roots: tuple[Path, ...] = (),
 ) -> Iterator[FileEntry]:
-    """Every supported image file under ``root`` (following symlinks once, never looping)."""
+    """Every supported image file under ``root`` (following symlinks once, never looping).
+
+    A symbolic link to a folder inside ``root`` or inside one of ``other_roots`` (the library's
+    other folders, resolved) is not followed: those files are reached by their real path, so
+    they are never catalogued twice. Entries are walked in name order, so scans repeat.
+    """
     problem = on_problem or (lambda p, why: log.info("skipped %s: %s", p, why))
+    roots = (root.resolve(), *other_roots)
     visited: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -103,7 +106,7 @@ def walk_photos(
         visited.add(key)
         try:
             with os.scandir(folder) as it:
-                entries = list(it)
+                entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
             problem(folder, f"cannot list folder: {e.strerror or e}")
             continue
@@ -126,9 +129,33 @@ def walk_photos(
                     problem(path, f"cannot read file information: {e.strerror or e}")
                 continue
             if stat.S_ISDIR(est.st_mode):
+                if entry.is_symlink() and _inside_any(path.resolve(), roots):
+                    continue
                 stack.append(path)
             elif stat.S_ISREG(est.st_mode) and path.suffix.lower() in SUPPORTED_EXTENSIONS:
                 yield FileEntry(path=path, size=est.st_size, mtime_ns=est.st_mtime_ns)
+
+
+def _inside_any(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+def _reachable(root: Path, has_photos: bool) -> bool:
+    """Whether a library folder is there to be scanned.
+
+    Missing, unreadable, or empty while the catalog holds photos from it: an unplugged drive or
+    an unmounted share leaves an empty mount point, and reading that as "every photo was
+    deleted" would throw away the whole folder's index.
+    """
+    try:
+        with os.scandir(root) as it:
+            return not has_photos or next(it, None) is not None
+    except OSError:
+        return False
+
+
+def _under(path: Path, blocked: list[Path]) -> bool:
+    return any(path == b or b in path.parents for b in blocked)
 
 
 def scan(
@@ -144,17 +171,26 @@ def scan(
     vanished: dict[int, PhotoRecord] = {}
     appeared: list[tuple[FolderDiff, FileEntry]] = []
 
+    roots = [f.path.resolve() for f in folders]
     for folder in folders:
-        if not folder.path.is_dir():
+        known = catalog.photos_in(folder.id)
+        if not _reachable(folder.path, bool(known)):
             report.offline.append(folder)
             continue
         diff = FolderDiff(folder)
-        known = catalog.photos_in(folder.id)
         on_disk: set[bytes] = set()
+        # Paths that could not be looked at: their photos are not "gone", only unseen.
+        unseen: list[Path] = []
+
+        def problem(p: Path, why: str, unseen: list[Path] = unseen) -> None:
+            report.problems.append((p, why))
+            unseen.append(p)
+
         for entry in walk_photos(
             folder.path,
             include_hidden=include_hidden,
-            on_problem=lambda p, why: report.problems.append((p, why)),
+            on_problem=problem,
+            other_roots=tuple(r for r in roots if r != folder.path.resolve()),
         ):
             report.seen += 1
             key = fs_bytes(entry.path)
@@ -165,7 +201,7 @@ def scan(
             elif rec.size != entry.size or rec.mtime_ns != entry.mtime_ns:
                 diff.changed.append((rec.id, entry))
         for key, rec in known.items():
-            if key not in on_disk:
+            if key not in on_disk and not _under(rec.path, unseen):
                 vanished[rec.id] = rec
         report.diffs.append(diff)
 

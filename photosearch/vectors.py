@@ -119,7 +119,7 @@ def nlist_for(count: int) -> int:
 
 def nprobe_for(nlist: int) -> int:
     """Lists a query visits: enough for recall@10 ≥ 0.95 with a margin (see the benchmark)."""
-    return min(nlist, max(32, round(2 * math.sqrt(nlist))))
+    return min(nlist, max(32, round(math.sqrt(nlist))))
 
 
 @contextlib.contextmanager
@@ -224,6 +224,9 @@ class VectorIndex:
         self._trained_on = trained_on
         self._lock = threading.RLock()
         self._ids: Ids = np.zeros(0, np.int64)
+        #: The owner's version stamp, saved in the file: the library stores the catalog's
+        #: vector generation here, so a file saved before a crash is recognised as stale.
+        self.generation = 0
         #: Threads for builds, training, additions and batches of queries.
         self.threads = threads or default_threads()
         if index is not None and index.ntotal:
@@ -526,6 +529,7 @@ class VectorIndex:
             "trained_on": self._trained_on,
             "nlist": self.nlist,
             "nprobe": self.nprobe,
+            "generation": self.generation,
             "faiss_version": faiss.__version__,
         }
 
@@ -597,6 +601,7 @@ class VectorIndex:
             raise IndexFileError(path, f"is inconsistent: {e}") from e
         if self._is_ivf and index is not None and header.get("nprobe"):
             self.nprobe = int(header["nprobe"])
+        self.generation = int(header.get("generation") or 0)
         return self
 
     # -- internals ----------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def test_file_deleted_between_scan_and_decode(lib: Library, tmp_path: Path) -> N
     indexer = Indexer(lib.catalog, lib.index, lib.image_encoder, lib.pack.id)
     rep = indexer.run(lib.catalog.pending(lib.pack.id))
     assert rep.indexed == 3 and rep.failed == 1
-    assert rep.errors[0][1] == "file disappeared before it could be read"
+    assert rep.errors[0][1] == "file not found (deleted since the scan)"
     lib.index_photos()  # the next scan forgets it
     assert lib.catalog.photo_by_path(photos[1]) is None
     assert lib.status()["errors"] == 0

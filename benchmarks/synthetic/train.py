@@ -1,0 +1,696 @@
+"""Train open_clip's CoCa on the synthetic world; optionally distil its captioner into the fast half.
+
+Stage 1 (``--init`` absent) trains the whole CoCa from scratch: a contrastive loss on the dual
+encoder plus a captioning loss on the multimodal decoder. Stage 2 (``--init CKPT``) continues the
+dual encoder alone from a stage-1 checkpoint with the contrastive loss plus, when
+``--distill-weight`` > 0, the Fast-and-Slow distillation loss: for a caption, the frozen stage-1
+captioner's posterior over a candidate set (its own image and the student's hardest pool images)
+is the target of the student's softmax over the same set. ``--distill-weight 0`` is the control:
+the same extra steps without a teacher.
+
+How batches are built: training scenes come in families (a scene and its distractors, see
+:mod:`.scenes`); each batch holds at most one member of a family, so a scene never meets its
+swapped twin in a batch — as web-scale contrastive training rarely sees a photo and its swap
+together. The captioner still learns relations from every caption.
+
+The captioning softmax runs over the world's vocabulary (about 50 CLIP tokens) instead of all
+49,408: the full projection would cost six times the rest of a training step. The checkpoint is
+then completed (:func:`complete_vocabulary`) so that every other token gets the same logit,
+-``UNUSED_LOGIT``, for every input: the saved model's full-vocabulary log p(text | image) equals
+the trained one to within e^-50, and it exports and runs like any open_clip CoCa.
+
+    python -m benchmarks.synthetic.train --out runs/synthetic/base --steps 4000
+    python -m benchmarks.synthetic.train --out runs/synthetic/distilled \\
+        --init runs/synthetic/base/model.pt --steps 800 --distill-weight 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import json
+import logging
+import math
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.coca_model import CoCa
+from torch import nn
+
+from benchmarks.synthetic import scenes
+from photosearch.export_onnx.exporter import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+
+MODEL = "photosearch-synth-coca"
+UNUSED_LOGIT = 50.0
+RECIPE_FILE = "recipe.json"
+MODEL_FILE = "model.pt"
+STATE_FILE = "train_state.pt"
+LOG_FILE = "train_log.jsonl"
+
+open_clip.add_model_config(CONFIG_DIR)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recipe
+
+
+@dataclass
+class Recipe:
+    """Everything that determines a training run (written next to the checkpoint)."""
+
+    model: str = MODEL
+    seed: int = 0
+    steps: int = 4000
+    batch_size: int = 128
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    warmup: int = 200
+    weight_decay: float = 0.05
+    clip_weight: float = 1.0
+    caption_weight: float = 2.0
+    train_families: int = 60000
+    world: scenes.WorldConfig = field(default_factory=scenes.WorldConfig)
+    monitor_families: int = 100
+    monitor_every: int = 250
+    checkpoint_every: int = 1000
+    threads: int = 1
+    workers: int = 1
+    # Stage 2 (dual encoder only, from a stage-1 checkpoint).
+    init: str | None = None
+    distill_weight: float = 0.0
+    distill_groups: int = 8
+    distill_candidates: int = 8
+    distill_pool_families: int = 2048
+    distill_refresh: int = 200
+    distill_temperature: float = 1.0
+
+    @property
+    def stage(self) -> int:
+        return 1 if self.init is None else 2
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["stage"] = self.stage
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Recipe:
+        d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        d["world"] = scenes.WorldConfig(**d.get("world", {}))
+        return cls(**d)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+
+def create_model(name: str = MODEL, *, seed: int = 0) -> CoCa:
+    """A CoCa from our config, set up for training from scratch with open_clip 3.3.0."""
+    torch.manual_seed(seed)
+    model = open_clip.create_model(name, pretrained=None)
+    if not isinstance(model, CoCa):
+        raise ValueError(f"{name} is a {type(model).__name__}, not a CoCa")
+    # 3.3.0 keeps the legacy (shifted) padding mask for the appended CLS token unless asked.
+    model.text.correct_cls_mask = True
+    # ... and leaves the decoder's vocabulary projection uninitialised (torch.empty).
+    nn.init.normal_(model.text_decoder.text_projection, std=model.text_decoder.width**-0.5)
+    return model
+
+
+def load_model(checkpoint: Path, name: str = MODEL) -> CoCa:
+    model = create_model(name)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model
+
+
+def image_normalisation(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    cfg = open_clip.get_model_preprocess_cfg(model)
+    mean = cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)
+    std = cfg.get("std", open_clip.OPENAI_DATASET_STD)
+    return (
+        torch.tensor(mean, dtype=torch.float32)[None, :, None, None],
+        torch.tensor(std, dtype=torch.float32)[None, :, None, None],
+    )
+
+
+def to_input(pixels: np.ndarray, norm: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """uint8 [N, H, W, 3] to the model's normalised float input (ToTensor + Normalize)."""
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float() / 255.0
+    return (x - norm[0]) / norm[1]
+
+
+@dataclass(frozen=True)
+class WorldVocabulary:
+    """The CLIP token ids captions use (and the end token), and a map from id to class."""
+
+    ids: torch.Tensor  # [S], sorted
+    classes: torch.Tensor  # [vocab]: class index, or -100 (padding / never used)
+
+    @classmethod
+    def build(cls, tokenizer: Any, vocab_size: int) -> WorldVocabulary:
+        used = {int(tokenizer.eot_token_id)}
+        for word in scenes.vocabulary():
+            used.update(int(t) for t in tokenizer.encode(word))
+        ids = torch.tensor(sorted(used), dtype=torch.long)
+        classes = torch.full((vocab_size,), -100, dtype=torch.long)
+        classes[ids] = torch.arange(len(ids))
+        return cls(ids, classes)
+
+    def labels(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Targets for ids[:, 1:]; raises if a caption uses a token outside the world."""
+        labels = self.classes[token_ids]
+        stray = (labels < 0) & (token_ids != 0)
+        if stray.any():
+            raise ValueError(f"caption tokens outside the world vocabulary: {token_ids[stray]}")
+        return labels
+
+
+@contextlib.contextmanager
+def projection(decoder: nn.Module, weight: torch.Tensor) -> Iterator[None]:
+    """Run open_clip's own decoder with another vocabulary projection (the world's columns)."""
+    # Straight into the parameter table: nn.Module refuses a plain tensor (a frozen head) there.
+    params = decoder._parameters
+    full = params["text_projection"]
+    params["text_projection"] = weight
+    try:
+        yield
+    finally:
+        params["text_projection"] = full
+
+
+def world_logits(
+    model: CoCa, head: torch.Tensor, image_tokens: torch.Tensor, token_embs: torch.Tensor
+) -> torch.Tensor:
+    """Teacher-forced logits over the world's vocabulary: [N, L, S]."""
+    with projection(model.text_decoder, head):
+        return model.text_decoder(image_tokens, token_embs)
+
+
+@torch.no_grad()
+def complete_vocabulary(model: CoCa, head: torch.Tensor, vocab: WorldVocabulary) -> None:
+    """Write the trained world columns into the full projection and give every other token the
+    logit -UNUSED_LOGIT whatever the input, leaving the world tokens' logits unchanged.
+
+    The decoder ends in LayerNorm (y = γ·z + β, Σz = 0) and a projection P. A column γ⁻¹·c
+    yields c·Σ(β/γ) for every input. Shifting β by δγ and each world column by a/γ keeps the
+    world logits exactly when a = -δ·Σ(γ·p)/T, with T = Σ(β/γ) + δW; choosing δ so that T = W
+    makes the constant column well conditioned.
+    """
+    dec = model.text_decoder
+    gamma, beta = dec.ln_final.weight.double(), dec.ln_final.bias.double()
+    if gamma.abs().min() < 1e-4:
+        raise ValueError("decoder LayerNorm has a near-zero gain; cannot complete the vocabulary")
+    p = head.double()
+    width = p.shape[0]
+    target = float(width)
+    delta = (target - (beta / gamma).sum()) / width
+    a = -delta * (gamma[:, None] * p).sum(0) / target
+    full = (-UNUSED_LOGIT / target / gamma)[:, None].expand(-1, dec.text_projection.shape[1]).clone()
+    full[:, vocab.ids] = p + a[None, :] / gamma[:, None]
+    dec.ln_final.bias.copy_((beta + delta * gamma).float())
+    dec.text_projection.copy_(full.float())
+
+
+def head_from_model(model: CoCa, vocab: WorldVocabulary) -> torch.Tensor:
+    """The world columns of a (completed) checkpoint: world_logits then equals the full logits."""
+    return model.text_decoder.text_projection.detach()[:, vocab.ids].clone()
+
+
+def caption_loglik(
+    model: CoCa,
+    head: torch.Tensor,
+    vocab: WorldVocabulary,
+    image_tokens: torch.Tensor,
+    token_embs: torch.Tensor,
+    ids: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ log p(y_l | y_<l, image) and the token count, per row (the exported scorer's h)."""
+    logits = world_logits(model, head, image_tokens, token_embs[:, :-1])
+    labels = vocab.labels(ids[:, 1:])
+    logp = logits.log_softmax(-1)
+    mask = labels >= 0
+    picked = logp.gather(-1, labels.clamp(min=0)[..., None])[..., 0] * mask
+    return picked.sum(1), mask.sum(1).to(picked.dtype)
+
+
+def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    logits = scale * img @ txt.T
+    target = torch.arange(len(img))
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+class TwinFreeBatches(torch.utils.data.IterableDataset):
+    """Endless batches (uint8 images, captions); a family gives at most one scene per batch.
+
+    An epoch is one pass per family member slot: each pass visits every family once, in a fresh
+    order, taking a different member each pass; batches are consecutive slices of a pass.
+    """
+
+    def __init__(
+        self, world: scenes.WorldConfig, families: int, batch_size: int, seed: int, start: int
+    ):
+        super().__init__()
+        if families < batch_size:
+            raise ValueError("need at least one batch of distinct families")
+        self.world_config = world
+        self.families = families
+        self.batch_size = batch_size
+        self.seed = seed
+        self.start = start
+
+    def batch(self, world: scenes.World, step: int) -> tuple[np.ndarray, list[str]]:
+        per_pass = self.families // self.batch_size
+        members = len(scenes.RELATIONAL_MEMBERS)
+        epoch, rest = divmod(step, per_pass * members)
+        slot, b = divmod(rest, per_pass)
+        order = np.random.default_rng([self.seed, 1, epoch, slot]).permutation(self.families)
+        images, texts = [], []
+        for f in order[b * self.batch_size : (b + 1) * self.batch_size]:
+            f = int(f)
+            plan = world.plan("train", f)
+            names = list(plan.descriptions)
+            pick = np.random.default_rng([self.seed, 2, epoch, f]).permutation(len(names))[slot]
+            member = names[int(pick)]
+            scene = world.scene("train", f, member, plan)
+            images.append(scenes.to_pixels(scene.render(self.world_config.image_size)))
+            rng = np.random.default_rng([self.seed, 3, epoch, f, slot])
+            texts.append(scenes.caption(scene.description, rng))
+        return np.stack(images), texts
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, list[str]]]:
+        # Workers take steps in turn; the loader yields them round-robin, so in order.
+        info = torch.utils.data.get_worker_info()
+        offset, stride = (0, 1) if info is None else (info.id, info.num_workers)
+        world = scenes.World(self.world_config)
+        step = self.start + offset
+        while True:
+            yield self.batch(world, step)
+            step += stride
+
+
+def batches(recipe: Recipe, start: int) -> Iterator[tuple[np.ndarray, list[str]]]:
+    ds = TwinFreeBatches(
+        recipe.world, recipe.train_families, recipe.batch_size, recipe.seed, start
+    )
+    if recipe.workers <= 0:
+        return iter(ds)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=None, num_workers=recipe.workers, prefetch_factor=4, persistent_workers=True
+    )
+    return iter(loader)
+
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring (torch, during training): quick signs of what each head has learned.
+
+
+@dataclass
+class MonitorSet:
+    images: torch.Tensor  # [4F, 3, H, W], family-major: base, swap, colour, relation
+    ids: torch.Tensor  # [F, L] base captions
+    relation_positions: torch.Tensor  # [F, L-1] bool: label is a relation word
+
+    @classmethod
+    def build(cls, world: scenes.World, n: int, tokenizer: Any, norm) -> MonitorSet:
+        imgs, texts = [], []
+        for fam in world.families("validation", n):
+            for m in scenes.RELATIONAL_MEMBERS:
+                imgs.append(scenes.to_pixels(fam.members[m].render(world.config.image_size)))
+            texts.append(fam.captions["base"])
+        ids = tokenizer(texts)
+        rel_ids = {int(t) for w in ("left", "right", "above", "below", "over", "under", "beneath")
+                   for t in tokenizer.encode(w)}
+        rel = torch.isin(ids[:, 1:], torch.tensor(sorted(rel_ids)))
+        return cls(to_input(np.stack(imgs), norm), ids, rel)
+
+
+@torch.no_grad()
+def monitor(
+    student: CoCa,
+    scorer: CoCa,
+    head: torch.Tensor,
+    vocab: WorldVocabulary,
+    data: MonitorSet,
+) -> dict[str, float]:
+    """Pairwise accuracy (base beats each distractor) of both heads, and relation-word accuracy."""
+    was = student.training, scorer.training
+    student.eval()
+    scorer.eval()
+    k = len(scenes.RELATIONAL_MEMBERS)
+    img = F.normalize(student.encode_image(data.images), dim=-1)
+    txt = F.normalize(student.encode_text(data.ids), dim=-1)
+    n = len(data.ids)
+    fast = (txt @ img.T).view(n, n, k)[torch.arange(n), torch.arange(n)]  # [F, k]
+    _, tokens = scorer._encode_image(data.images)
+    _, embs = scorer._encode_text(data.ids)
+    embs_rep = embs.repeat_interleave(k, 0)
+    ids_rep = data.ids.repeat_interleave(k, 0)
+    ll, cnt = caption_loglik(scorer, head, vocab, tokens, embs_rep, ids_rep)
+    slow = (ll / cnt).view(n, k)
+    out: dict[str, float] = {}
+    for j, kind in enumerate(scenes.DISTRACTOR_KINDS, start=1):
+        out[f"fast_pairwise_{kind}"] = float((fast[:, 0] > fast[:, j]).float().mean())
+        out[f"slow_pairwise_{kind}"] = float((slow[:, 0] > slow[:, j]).float().mean())
+    out["fast_family_r1"] = float((fast.argmax(1) == 0).float().mean())
+    out["slow_family_r1"] = float((slow.argmax(1) == 0).float().mean())
+    # Relation words of base captions, teacher-forced on the base image.
+    logits = world_logits(scorer, head, tokens[::k], embs[:, :-1])
+    pred = vocab.ids[logits.argmax(-1)]
+    right = (pred == data.ids[:, 1:]) & data.relation_positions
+    out["relation_word_accuracy"] = float(right.sum() / data.relation_positions.sum().clamp(min=1))
+    student.train(was[0])
+    scorer.train(was[1])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Distillation
+
+
+class DistillPool:
+    """Training scenes the student mines candidates from, with the teacher's image tokens."""
+
+    def __init__(self, recipe: Recipe, teacher: CoCa, norm, say) -> None:
+        world = scenes.World(recipe.world)
+        start = recipe.train_families  # families the contrastive stream never visits
+        pixels, descs = [], []
+        for f in range(start, start + recipe.distill_pool_families):
+            plan = world.plan("train", f)
+            for m in plan.descriptions:
+                scene = world.scene("train", f, m, plan)
+                pixels.append(scenes.to_pixels(scene.render(recipe.world.image_size)))
+                descs.append(scene.description)
+        self.pixels = np.stack(pixels)
+        self.descriptions = descs
+        self.norm = norm
+        say(f"distillation pool: {len(self.pixels)} scenes; teacher image tokens")
+        with torch.no_grad():
+            self.teacher_tokens = torch.cat(
+                [teacher._encode_image(to_input(self.pixels[i : i + 256], norm))[1]
+                 for i in range(0, len(self.pixels), 256)]
+            )
+        self.student_embeddings: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def refresh(self, student: CoCa) -> None:
+        was = student.training
+        student.eval()
+        self.student_embeddings = torch.cat(
+            [F.normalize(student.encode_image(to_input(self.pixels[i : i + 256], self.norm)), dim=-1)
+             for i in range(0, len(self.pixels), 256)]
+        )
+        student.train(was)
+
+
+def distill_loss(
+    student: CoCa,
+    teacher: CoCa,
+    teacher_head: torch.Tensor,
+    vocab: WorldVocabulary,
+    pool: DistillPool,
+    tokenizer: Any,
+    rng: np.random.Generator,
+    recipe: Recipe,
+) -> torch.Tensor:
+    """Cross-entropy from the teacher's posterior over each caption's candidates to the
+    student's softmax over the same candidates (Miech et al. 2021, eq. 6)."""
+    g, c = recipe.distill_groups, recipe.distill_candidates
+    anchors = rng.choice(len(pool.pixels), size=g, replace=False)
+    texts = [scenes.caption(pool.descriptions[int(a)], rng) for a in anchors]
+    ids = tokenizer(texts)
+    txt = F.normalize(student.encode_text(ids), dim=-1)
+    assert pool.student_embeddings is not None
+    sims = txt.detach() @ pool.student_embeddings.T
+    sims[torch.arange(g), torch.from_numpy(anchors)] = -math.inf
+    hard = sims.topk(c - 1, dim=1).indices  # the student's most confusable pool images
+    cand = torch.cat([torch.from_numpy(anchors)[:, None], hard], dim=1)  # [g, c]
+    img = F.normalize(
+        student.encode_image(to_input(pool.pixels[cand.flatten().numpy()], pool.norm)), dim=-1
+    ).view(g, c, -1)
+    student_logits = student.logit_scale.exp() * (img @ txt[:, :, None])[..., 0]
+    with torch.no_grad():
+        _, embs = teacher._encode_text(ids)
+        ll, _ = caption_loglik(
+            teacher,
+            teacher_head,
+            vocab,
+            pool.teacher_tokens[cand.flatten()],
+            embs.repeat_interleave(c, 0),
+            ids.repeat_interleave(c, 0),
+        )
+        target = (ll.view(g, c) / recipe.distill_temperature).softmax(-1)
+    return -(target * student_logits.log_softmax(-1)).sum(-1).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# Training loop
+
+
+def _param_groups(params: list[tuple[str, nn.Parameter]], wd: float) -> list[dict[str, Any]]:
+    def no_decay(n: str, p: nn.Parameter) -> bool:
+        return p.ndim < 2 or "ln" in n or "bias" in n or "logit_scale" in n
+
+    decay = [p for n, p in params if not no_decay(n, p)]
+    rest = [p for n, p in params if no_decay(n, p)]
+    return [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _lr(recipe: Recipe, step: int) -> float:
+    if step < recipe.warmup:
+        return recipe.lr * (step + 1) / recipe.warmup
+    t = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+    lo = recipe.lr * recipe.min_lr_ratio
+    return lo + (recipe.lr - lo) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _machine(threads: int) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "torch_threads": threads,
+    }
+
+
+def save_checkpoint(model: CoCa, head: torch.Tensor, vocab: WorldVocabulary, path: Path) -> None:
+    """An export-ready state dict: the world columns written into the full vocabulary."""
+    done = copy.deepcopy(model)
+    complete_vocabulary(done, head.detach(), vocab)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(done.state_dict(), tmp)
+    tmp.replace(path)
+
+
+def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[str, Any]:
+    """Run ``recipe``; write the checkpoint, recipe and log under ``out``; return the summary."""
+    say = say or (lambda msg: log.info("%s", msg))
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    world = scenes.World(recipe.world)
+    tokenizer = open_clip.get_tokenizer(recipe.model)
+
+    stage2 = recipe.stage == 2
+    if stage2:
+        student = load_model(Path(recipe.init), recipe.model)  # type: ignore[arg-type]
+        teacher = copy.deepcopy(student).eval().requires_grad_(False)
+    else:
+        student = create_model(recipe.model, seed=recipe.seed)
+        teacher = student
+    vocab = WorldVocabulary.build(tokenizer, student.text_decoder.text_projection.shape[1])
+    student.text_decoder.text_projection.requires_grad_(False)
+    if stage2:
+        head = head_from_model(student, vocab)
+        teacher_head = head
+        student.text_decoder.requires_grad_(False)  # the dual encoder trains alone
+    else:
+        width = student.text_decoder.width
+        head = nn.Parameter(torch.randn(width, len(vocab.ids)) * width**-0.5)
+        teacher_head = head
+    norm = image_normalisation(student)
+
+    params = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
+    if not stage2:
+        params.append(("decoder.world_projection", head))
+    opt = torch.optim.AdamW(
+        _param_groups(params, recipe.weight_decay), lr=recipe.lr, betas=(0.9, 0.98), eps=1e-6
+    )
+    start = 0
+    history: list[dict[str, Any]] = []
+    if resume and (out / STATE_FILE).exists():
+        state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)
+        student.load_state_dict(state["model"])
+        if not stage2:
+            head.data.copy_(state["head"])
+        opt.load_state_dict(state["optimizer"])
+        start, history = state["step"], state["history"]
+        say(f"resuming at step {start}")
+
+    (out / RECIPE_FILE).write_text(json.dumps({"recipe": recipe.to_json()}, indent=2))
+    mon = MonitorSet.build(world, recipe.monitor_families, tokenizer, norm)
+    pool = None
+    rng = np.random.default_rng([recipe.seed, 9, start])
+    if stage2 and recipe.distill_weight > 0:
+        pool = DistillPool(recipe, teacher, norm, say)
+        pool.refresh(student)
+
+    data = batches(recipe, start)
+    student.train()
+    t_start = time.perf_counter()
+    t_data = t_step = 0.0
+    ema: dict[str, float] = {}
+    first_losses: list[float] = []
+    for step in range(start, recipe.steps):
+        t0 = time.perf_counter()
+        pixels, texts = next(data)
+        t1 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = _lr(recipe, step)
+        images = to_input(pixels, norm)
+        ids = tokenizer(texts)
+        img_feat, img_tokens = student._encode_image(images)
+        txt_feat, token_embs = student._encode_text(ids)
+        scale = student.logit_scale.exp()
+        losses = {"contrastive": contrastive_loss(img_feat, txt_feat, scale) * recipe.clip_weight}
+        if not stage2 and recipe.caption_weight > 0:
+            logits = world_logits(student, head, img_tokens, token_embs[:, :-1])
+            cap = F.cross_entropy(logits.permute(0, 2, 1), vocab.labels(ids[:, 1:]), ignore_index=-100)
+            losses["caption"] = cap * recipe.caption_weight
+        if pool is not None:
+            if step > start and step % recipe.distill_refresh == 0:
+                pool.refresh(student)
+            losses["distill"] = recipe.distill_weight * distill_loss(
+                student, teacher, teacher_head, vocab, pool, tokenizer, rng, recipe
+            )
+        loss = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            student.logit_scale.clamp_(0, math.log(100))
+        t_data += t1 - t0
+        t_step += time.perf_counter() - t1
+        for k, v in [("loss", float(loss))] + [(k, float(v)) for k, v in losses.items()]:
+            ema[k] = v if k not in ema else 0.95 * ema[k] + 0.05 * v
+        if len(first_losses) < 10:
+            first_losses.append(float(loss))
+
+        done = step + 1
+        if done % recipe.monitor_every == 0 or done == recipe.steps:
+            m = monitor(student, teacher, teacher_head, vocab, mon)
+            entry = {
+                "step": done,
+                "seconds": round(time.perf_counter() - t_start, 1),
+                "lr": _lr(recipe, step),
+                **{k: round(v, 4) for k, v in ema.items()},
+                "logit_scale": round(float(student.logit_scale.exp()), 2),
+                **{k: round(v, 4) for k, v in m.items()},
+            }
+            history.append(entry)
+            with open(out / LOG_FILE, "a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+            say(
+                f"step {done}/{recipe.steps} loss {ema['loss']:.3f} "
+                f"fast pairwise swap/colour/relation "
+                f"{m['fast_pairwise_swap']:.2f}/{m['fast_pairwise_colour']:.2f}/"
+                f"{m['fast_pairwise_relation']:.2f}, slow "
+                f"{m['slow_pairwise_swap']:.2f}/{m['slow_pairwise_colour']:.2f}/"
+                f"{m['slow_pairwise_relation']:.2f}, relation words "
+                f"{m['relation_word_accuracy']:.2f} "
+                f"({(t_data + t_step) / (done - start):.2f} s/step, data {t_data / (done - start):.2f})"
+            )
+        if done % recipe.checkpoint_every == 0 and done < recipe.steps:
+            ckpt_dir = out / "checkpoints"
+            ckpt_dir.mkdir(exist_ok=True)
+            save_checkpoint(student, teacher_head if stage2 else head, vocab, ckpt_dir / f"step{done:06d}.pt")
+            torch.save(
+                {
+                    "model": student.state_dict(),
+                    "head": head.detach() if not stage2 else None,
+                    "optimizer": opt.state_dict(),
+                    "step": done,
+                    "history": history,
+                },
+                out / STATE_FILE,
+            )
+
+    save_checkpoint(student, teacher_head if stage2 else head, vocab, out / MODEL_FILE)
+    summary = {
+        "recipe": recipe.to_json(),
+        "checkpoint": MODEL_FILE,
+        "reranker_checkpoint": recipe.init if stage2 else MODEL_FILE,
+        "steps_run": recipe.steps - start,
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "seconds_per_step": round((t_data + t_step) / max(1, recipe.steps - start), 3),
+        "data_seconds_per_step": round(t_data / max(1, recipe.steps - start), 3),
+        "first_losses": first_losses,
+        "final_losses": {k: round(v, 4) for k, v in ema.items()},
+        "parameters": sum(p.numel() for p in student.parameters()),
+        "world_vocabulary": len(vocab.ids),
+        "machine": _machine(recipe.threads),
+        "history": history,
+    }
+    (out / RECIPE_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.synthetic.train",
+        description="Train open_clip's CoCa on the synthetic world (see the module docstring).",
+    )
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, recipe, log)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    defaults = Recipe()
+    for f in dataclasses.fields(Recipe):
+        if f.name in ("world",):
+            continue
+        value = getattr(defaults, f.name)
+        kind = type(value) if value is not None else str
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value)
+    w = scenes.WorldConfig()
+    p.add_argument("--world-seed", type=int, default=w.seed)
+    p.add_argument("--validation-families", type=int, default=w.validation_families)
+    p.add_argument("--test-families", type=int, default=w.test_families)
+    return p
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    kw = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe) if f.name != "world"}
+    kw["world"] = scenes.WorldConfig(
+        seed=args.world_seed,
+        validation_families=args.validation_families,
+        test_families=args.test_families,
+    )
+    return Recipe(**kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    summary = train(recipe_from_args(args), args.out, resume=args.resume)
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
