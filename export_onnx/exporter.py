@@ -138,19 +138,28 @@ def create_model(source: Source, *, seed: int = 0) -> tuple[nn.Module, dict[str,
     if source.model not in open_clip.list_models():
         raise PackError(
             f"unknown open_clip model {source.model!r} "
-            "(see open_clip.list_models(); photosearchphotosearch-tiny-clip/-coca are ours)"
+            "(see open_clip.list_models(); photosearch-tiny-clip/-coca are ours)"
         )
     torch.manual_seed(seed)
     if source.checkpoint is not None:
         if not source.checkpoint.is_file():
             raise PackError("checkpoint file not found", file=str(source.checkpoint))
+        if source.pretrained is not None:
+            raise PackError("give either a pretrained tag or a checkpoint file, not both")
         source.checkpoint_sha256 = modelpack.sha256_file(source.checkpoint)
         model = open_clip.create_model(source.model, pretrained=None)
-        state = torch.load(source.checkpoint, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        model.load_state_dict(state)
+        try:
+            state = torch.load(source.checkpoint, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and "state_dict" in state:
+                state = state["state_dict"]
+            state = {k.removeprefix("module."): v for k, v in state.items()}
+            model.load_state_dict(state)
+        except Exception as e:  # unpickling and shape errors come in many types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PackError(
+                f"cannot load these weights into {source.model}: {first[:300]}",
+                file=str(source.checkpoint),
+            ) from e
     else:
         try:
             model = open_clip.create_model(source.model, pretrained=source.pretrained)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,9 @@ def _pack_summary(pack: modelpack.ModelPack) -> dict[str, Any]:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
+    # ASCII escapes keep the document valid UTF-8 whatever the file names: a name that is not
+    # UTF-8 comes out as \udcXX escapes, which os.fsencode() turns back into its bytes.
+    print(json.dumps(data, indent=2, ensure_ascii=True))
 
 
 def _open(args: argparse.Namespace):
@@ -102,7 +105,9 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 def cmd_models_import(args: argparse.Namespace) -> int:
     with _open(args) as lib:
-        pack = lib.import_pack(Path(args.path), activate=True if args.use else None)
+        pack = lib.import_pack(
+            Path(args.path), activate=True if args.use else None, replace=args.replace
+        )
         active = lib.pack.path == pack.path
     print(f"imported {pack.name} into {pack.path}{' (active)' if active else ''}")
     return 0
@@ -179,7 +184,11 @@ def cmd_index(args: argparse.Namespace) -> int:
             print("no folders in the library yet: photosearch folders add PATH", file=sys.stderr)
             return 1
         try:
-            rep = lib.index_photos(progress=progress, batch_size=args.batch_size)
+            rep = lib.index_photos(
+                progress=progress,
+                batch_size=args.batch_size,
+                checkpoint_seconds=args.checkpoint_seconds,
+            )
         except KeyboardInterrupt:
             if tty:
                 sys.stderr.write("\n")
@@ -296,6 +305,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # -- parser ----------------------------------------------------------------------------------
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="photosearch",
@@ -331,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = msub.add_parser("import", help="verify a pack folder and install it")
     p.add_argument("path")
     p.add_argument("--use", action="store_true", help="make it the active pack")
+    p.add_argument("--replace", action="store_true", help="replace an installed pack of that name")
     p.set_defaults(func=cmd_models_import)
     p = msub.add_parser("use", help="make an installed pack the active one")
     p.add_argument("name")
@@ -345,18 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="scan the folders and encode new or changed photos")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=_positive, default=32, help=argparse.SUPPRESS)
+    p.add_argument("--checkpoint-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="find photos matching a description")
     p.add_argument("text")
-    p.add_argument("-n", type=int, default=20, help="how many results (default 20)")
+    p.add_argument("-n", type=_positive, default=20, help="how many results (default 20)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("similar", help="find photos that look like an image")
     p.add_argument("image")
-    p.add_argument("-n", type=int, default=20, help="how many results (default 20)")
+    p.add_argument("-n", type=_positive, default=20, help="how many results (default 20)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_similar)
 
@@ -371,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # File names need not be valid UTF-8: print them as the bytes they are.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "folders" and args.action in ("add", "remove") and not args.paths:
@@ -383,8 +408,15 @@ def main(argv: list[str] | None = None) -> int:
     except PhotosearchError as e:
         print(f"photosearch: error: {e}", file=sys.stderr)
         return 1
+    except sqlite3.Error as e:
+        print(f"photosearch: error: the catalog database failed: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `photosearch search … | head`
+        return 0
+    except OSError as e:  # a full disk, an unwritable --home, …
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"photosearch: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("photosearch: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `photosearch search … | head`
-        return 0

@@ -46,7 +46,8 @@ _DEVICE_NAMES = {
 
 
 def default_threads() -> int:
-    """Threads for one session: the cores this process may use, leaving the GUI some room."""
+    """Threads for one session: every core this process may use (a query wants them all; the
+    indexer's encoder shares them with the decode threads by not spinning)."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -97,7 +98,7 @@ def device_name(providers: Sequence[str]) -> str:
 
 
 def create_session(
-    path: Path, *, device: str = "auto", threads: int | None = None
+    path: Path, *, device: str = "auto", threads: int | None = None, spin: bool = True
 ) -> ort.InferenceSession:
     """Open one graph; raise :class:`PackError` naming the file if it is not a usable model."""
     opts = ort.SessionOptions()
@@ -105,6 +106,10 @@ def create_session(
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # a GPU provider that cannot load is reported by us, not by ORT
+    if not spin:
+        # Idle ORT threads otherwise spin for a while after each run, taking CPU from the
+        # decode threads that feed the next batch.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = candidate_providers(device)
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
@@ -152,9 +157,11 @@ def _check_dim(path: Path, what: str, got: object, want: int) -> None:
 class _Encoder:
     """Shared plumbing: one session, the providers it really uses, batched runs."""
 
-    def __init__(self, path: Path, *, device: str, threads: int | None, batch_size: int):
+    def __init__(
+        self, path: Path, *, device: str, threads: int | None, batch_size: int, spin: bool = True
+    ):
         self.path = path
-        self.session = create_session(path, device=device, threads=threads)
+        self.session = create_session(path, device=device, threads=threads, spin=spin)
         self.providers: list[str] = self.session.get_providers()
         self.batch_size = batch_size
 
@@ -184,7 +191,9 @@ class ImageEncoder(_Encoder):
         threads: int | None = None,
         batch_size: int = 32,
     ):
-        super().__init__(pack.image_encoder, device=device, threads=threads, batch_size=batch_size)
+        super().__init__(
+            pack.image_encoder, device=device, threads=threads, batch_size=batch_size, spin=False
+        )
         self.spec = pack.image
         self.dim = pack.embedding_dim
         _check_io(self.session, self.path, ["pixels"], ["embedding"])
