@@ -56,6 +56,7 @@ class Folder:
     state: str
     added: float
     last_scan: float | None
+    device: int | None  # st_dev when last seen: an unmounted drive leaves another device
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ def _migrate_0_to_1(db: sqlite_utils.Database) -> None:
             path BLOB NOT NULL UNIQUE,
             state TEXT NOT NULL DEFAULT 'ok',
             added REAL NOT NULL,
-            last_scan REAL
+            last_scan REAL,
+            device INTEGER
         )"""
     )
     db.execute(
@@ -262,8 +264,8 @@ class Catalog:
     def add_folder(self, path: Path) -> Folder:
         with self._write() as c:
             c.execute(
-                "INSERT OR IGNORE INTO folders(path, added) VALUES (?, ?)",
-                (fs_bytes(path), time.time()),
+                "INSERT OR IGNORE INTO folders(path, added, device) VALUES (?, ?, ?)",
+                (fs_bytes(path), time.time(), os.stat(path).st_dev),
             )
         folder = self.folder(path)
         assert folder is not None
@@ -271,17 +273,26 @@ class Catalog:
 
     def folder(self, path: Path) -> Folder | None:
         rows = self._query(
-            "SELECT id, path, state, added, last_scan FROM folders WHERE path = ?",
+            "SELECT id, path, state, added, last_scan, device FROM folders WHERE path = ?",
             (fs_bytes(path),),
         )
         return self._folder(rows[0]) if rows else None
 
     @staticmethod
     def _folder(row: tuple) -> Folder:
-        return Folder(id=row[0], path=fs_path(row[1]), state=row[2], added=row[3], last_scan=row[4])
+        return Folder(
+            id=row[0],
+            path=fs_path(row[1]),
+            state=row[2],
+            added=row[3],
+            last_scan=row[4],
+            device=row[5],
+        )
 
     def folders(self) -> list[Folder]:
-        rows = self._query("SELECT id, path, state, added, last_scan FROM folders ORDER BY path")
+        rows = self._query(
+            "SELECT id, path, state, added, last_scan, device FROM folders ORDER BY path"
+        )
         return [self._folder(r) for r in rows]
 
     def remove_folder(self, folder_id: int) -> list[int]:
@@ -343,6 +354,7 @@ class Catalog:
         changed: Iterable[tuple[int, int, int]] = (),
         moved: Iterable[tuple[int, Path, int, int]] = (),
         deleted: Iterable[int] = (),
+        device: int | None = None,
     ) -> None:
         """Record one folder scan's differences in one transaction.
 
@@ -375,7 +387,8 @@ class Catalog:
             if changed or deleted:
                 self._bump(c)
             c.execute(
-                "UPDATE folders SET last_scan = ?, state = 'ok' WHERE id = ?", (now, folder_id)
+                "UPDATE folders SET last_scan = ?, state = 'ok', device = ? WHERE id = ?",
+                (now, device, folder_id),
             )
 
     def pending(self, pack: str, limit: int | None = None) -> list[PhotoRecord]:

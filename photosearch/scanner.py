@@ -53,6 +53,7 @@ class FileEntry:
 @dataclass
 class FolderDiff:
     folder: Folder
+    device: int | None = None
     new: list[FileEntry] = field(default_factory=list)
     changed: list[tuple[int, FileEntry]] = field(default_factory=list)
     moved: list[tuple[int, FileEntry]] = field(default_factory=list)
@@ -140,18 +141,23 @@ def _inside_any(path: Path, roots: tuple[Path, ...]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
-def _reachable(root: Path, has_photos: bool) -> bool:
-    """Whether a library folder is there to be scanned.
+def _device_if_reachable(folder: Folder, has_photos: bool) -> int | None:
+    """The folder's device if it is there to be scanned, else None (offline).
 
-    Missing, unreadable, or empty while the catalog holds photos from it: an unplugged drive or
-    an unmounted share leaves an empty mount point, and reading that as "every photo was
-    deleted" would throw away the whole folder's index.
+    Offline: missing, unreadable, or empty on another device than before while the catalog
+    holds photos from it — an unplugged drive or unmounted share leaves an empty mount point
+    on the parent file system, and reading that as "every photo was deleted" would throw away
+    the folder's whole index. Empty on the same device is a real deletion.
     """
     try:
-        with os.scandir(root) as it:
-            return not has_photos or next(it, None) is not None
+        st = os.stat(folder.path)
+        with os.scandir(folder.path) as it:
+            empty = next(it, None) is None
     except OSError:
-        return False
+        return None
+    if empty and has_photos and folder.device is not None and st.st_dev != folder.device:
+        return None
+    return st.st_dev
 
 
 def _under(path: Path, blocked: list[Path]) -> bool:
@@ -174,10 +180,11 @@ def scan(
     roots = [f.path.resolve() for f in folders]
     for folder in folders:
         known = catalog.photos_in(folder.id)
-        if not _reachable(folder.path, bool(known)):
+        device = _device_if_reachable(folder, bool(known))
+        if device is None:
             report.offline.append(folder)
             continue
-        diff = FolderDiff(folder)
+        diff = FolderDiff(folder, device=device)
         on_disk: set[bytes] = set()
         # Paths that could not be looked at: their photos are not "gone", only unseen.
         unseen: list[Path] = []
@@ -247,6 +254,7 @@ def apply(catalog: Catalog, report: ScanReport) -> list[int]:
             changed=((i, e.size, e.mtime_ns) for i, e in diff.changed),
             moved=((i, e.path, e.size, e.mtime_ns) for i, e in diff.moved),
             deleted=diff.deleted,
+            device=diff.device,
         )
         stale += diff.deleted
         stale += [i for i, _ in diff.changed]

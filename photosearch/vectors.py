@@ -64,7 +64,7 @@ KINDS = (FLAT, IVF_SQ8, IVF_FP16)
 AUTO = "auto"
 LARGE_KIND = IVF_SQ8
 #: From this many vectors on, ``"auto"`` uses :data:`LARGE_KIND` (see the module docstring).
-LARGE_THRESHOLD = 25_000
+LARGE_THRESHOLD = 20_000
 
 # k-means wants at least 39 points a centroid (FAISS warns on stderr below that); 64 is plenty for
 # centroids that only route queries, and keeps training at 1M vectors under a minute on 2 cores.

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+import struct
+import zlib
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 COLOURS = [(220, 40, 40), (40, 160, 60), (40, 80, 220), (240, 200, 40), (150, 60, 200)]
@@ -52,6 +55,42 @@ def good_photos(folder: Path, n: int, start_seed: int = 0) -> list[Path]:
     ]
 
 
+def png_bytes(width: int, height: int, depth: int, colour_type: int, rows: bytes) -> bytes:
+    """A PNG written by hand: for sample formats Pillow cannot write, and for lying headers."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def odd_but_valid(folder: Path) -> dict[str, Path]:
+    """Real photos in the formats and modes that trip up simple tools; all must index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = scene(77, (120, 90))
+    out = {"cmyk jpeg": folder / "cmyk.jpg"}
+    base.convert("CMYK").save(out["cmyk jpeg"], "JPEG")
+    out["16-bit png"] = folder / "grey16.png"
+    grey = (np.linspace(0, 65535, 64 * 48).reshape(48, 64)).astype(">u2")
+    rows = b"".join(b"\x00" + row.tobytes() for row in grey)
+    out["16-bit png"].write_bytes(png_bytes(64, 48, 16, 0, rows))
+    out["palette with transparency"] = folder / "palette.png"
+    pal = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    pal.info["transparency"] = 0
+    pal.save(out["palette with transparency"], transparency=0)
+    out["animated gif"] = folder / "animated.gif"
+    frames = [scene(s, (80, 60)).convert("P") for s in (1, 2, 3)]
+    frames[0].save(out["animated gif"], save_all=True, append_images=frames[1:], duration=100)
+    return out
+
+
 def bad_inputs(folder: Path) -> dict[str, Path]:
     """Files a real photo folder contains sooner or later. Returns name → path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,6 +105,8 @@ def bad_inputs(folder: Path) -> dict[str, Path]:
     out["truncated"].write_bytes(data[: len(data) // 3])
     out["text as jpg"] = folder / "notes.jpg"
     out["text as jpg"].write_text("this is a shopping list, not a photo\n")
+    out["decompression bomb"] = folder / "bomb.png"
+    out["decompression bomb"].write_bytes(png_bytes(20_000, 15_000, 8, 2, b""))
     link = folder / "dangling.jpg"
     os.symlink(folder / "does-not-exist.jpg", link)
     out["broken symlink"] = link

@@ -12,8 +12,8 @@ from pathlib import Path
 from photosearch import __version__
 
 
-def photosearch(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PHOTOSEARCH_HOME": str(home)}
+def photosearch(home: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PHOTOSEARCH_HOME": str(home), **extra_env}
     return subprocess.run(
         [sys.executable, "-m", "photosearch", *args],
         capture_output=True,
@@ -92,11 +92,12 @@ def test_library_workflow(isolated_home: Path, tiny_clip_pack: Path, tmp_path: P
     idx = photosearch(isolated_home, "index", "--json")
     assert idx.returncode == 0, idx.stderr
     summary = json.loads(idx.stdout)
-    assert summary["indexed"] == 10 and summary["errors"] == 3 and summary["new"] == 13
+    assert summary["indexed"] == 10 and summary["errors"] == 4 and summary["new"] == 14
     assert {Path(e["path"]).name for e in summary["error_list"]} == {
         "empty.jpg",
         "truncated.jpg",
         "notes.jpg",
+        "bomb.png",
     }
 
     human = photosearch(isolated_home, "index")
@@ -115,10 +116,10 @@ def test_library_workflow(isolated_home: Path, tiny_clip_pack: Path, tmp_path: P
 
     status = json.loads(photosearch(isolated_home, "status", "--json").stdout)
     assert (status["photos"], status["indexed"], status["pending"], status["errors"]) == (
-        13,
+        14,
         10,
         0,
-        3,
+        4,
     )
     assert status["device"] == "CPU" and status["model"]["name"] == "tiny-clip"
     human_status = photosearch(isolated_home, "status").stdout
@@ -134,7 +135,7 @@ def test_library_workflow(isolated_home: Path, tiny_clip_pack: Path, tmp_path: P
     assert photosearch(isolated_home, "doctor").returncode == 0
 
     removed = photosearch(isolated_home, "folders", "remove", str(photos))
-    assert removed.returncode == 0 and "13 photos forgotten" in removed.stdout
+    assert removed.returncode == 0 and "14 photos forgotten" in removed.stdout
     assert good[0].exists()
 
 
@@ -151,3 +152,29 @@ def test_exit_codes(isolated_home: Path, tmp_path: Path) -> None:
     photosearch(isolated_home, "folders", "add", str(tmp_path / "p"))
     nothing = photosearch(isolated_home, "index")
     assert nothing.returncode == 1 and "models import" in nothing.stderr
+
+
+def test_non_utf8_file_names_survive_output(
+    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path
+) -> None:
+    from photos import non_utf8_name
+
+    photos = tmp_path / "old camera"
+    photos.mkdir()
+    odd = non_utf8_name(photos)
+    strict = {"PYTHONIOENCODING": "utf-8"}  # a plain UTF-8 terminal, no surrogateescape
+    for args in (("models", "import", str(tiny_clip_pack)), ("folders", "add", str(photos))):
+        assert photosearch(isolated_home, *args).returncode == 0
+    assert photosearch(isolated_home, "index", **strict).returncode == 0
+
+    as_json = photosearch(isolated_home, "search", "café", "--json", **strict)
+    assert as_json.returncode == 0, as_json.stderr
+    (hit,) = json.loads(as_json.stdout)
+    assert os.fsencode(hit["path"]) == os.fsencode(odd.resolve())
+
+    env = {**os.environ, "PHOTOSEARCH_HOME": str(isolated_home), **strict}
+    human = subprocess.run(
+        [sys.executable, "-m", "photosearch", "search", "café"], capture_output=True, env=env
+    )
+    assert human.returncode == 0, human.stderr
+    assert b"/caf\xe9_" in human.stdout  # the name's own bytes, as `ls` would print them

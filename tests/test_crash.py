@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from photos import good_photos
+from photos import good_photos, write_photo
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
 
@@ -53,7 +53,8 @@ def catalog_is_sound(db: Path) -> None:
         ).fetchone()[0]
         assert dup == 0
         paths = conn.execute("SELECT count(*), count(DISTINCT path) FROM photos").fetchone()
-        assert paths[0] == paths[1] == TOTAL
+        # One folder's scan is one transaction: all of its photos are recorded, or none.
+        assert paths[0] == paths[1] and paths[0] in (0, TOTAL)
         wrong = conn.execute(
             "SELECT count(*) FROM photos p WHERE (p.state = 'indexed') != EXISTS "
             "(SELECT 1 FROM vectors v WHERE v.photo_id = p.id)"
@@ -63,49 +64,75 @@ def catalog_is_sound(db: Path) -> None:
         conn.close()
 
 
+def index_matches_catalog(home: Path) -> None:
+    """Every vector in the index is the catalog's vector for that photo (not a stale one)."""
+    import numpy as np
+
+    from photosearch.library import Library
+
+    with Library(home) as lib:
+        pack = lib.pack
+        for ids, vecs in lib.catalog.vectors(pack.id, pack.embedding_dim):
+            q = vecs.astype(np.float32)
+            scores, found = lib.index.search(q, 1)
+            assert (found[:, 0] == ids).all()
+            np.testing.assert_allclose(scores[:, 0], (q * q).sum(1), atol=1e-3)
+
+
 def test_kill_during_indexing_resumes_without_loss(tmp_path: Path, tiny_clip_pack: Path) -> None:
     home = tmp_path / "home"
     photos = tmp_path / "photos"
-    good_photos(photos, TOTAL)
+    files = good_photos(photos, TOTAL)
     assert cli(home, "models", "import", str(tiny_clip_pack)).returncode == 0
     assert cli(home, "folders", "add", str(photos)).returncode == 0
     db = home / "data" / "catalog.sqlite3"
     rng = random.Random(7)
+    # Save the vector index after every batch, so kills also land in the middle of saves.
+    command = [
+        sys.executable,
+        "-m",
+        "photosearch",
+        "--home",
+        str(home),
+        "index",
+        "-q",
+        "--batch-size",
+        str(BATCH),
+        "--checkpoint-seconds",
+        "0",
+    ]
 
     kills = 0
-    for _attempt in range(8):
+    for attempt in range(9):
         before = indexed_in_catalog(db)
         if before >= TOTAL - 2 * BATCH:
             break
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "photosearch",
-                "--home",
-                str(home),
-                "index",
-                "-q",
-                "--batch-size",
-                str(BATCH),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        # Wait until this run has committed something, then kill it at a random instant.
-        deadline = time.monotonic() + 120
-        while indexed_in_catalog(db) <= before and proc.poll() is None:
-            assert time.monotonic() < deadline, "indexing made no progress"
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.4))
+        if attempt % 3 == 1:
+            # Between runs, a photo is edited and another moved: work for the next scan.
+            write_photo(files[attempt], 10_000 + attempt)
+            moved = photos / "sorted" / files[attempt + 1].name
+            moved.parent.mkdir(exist_ok=True)
+            files[attempt + 1].rename(moved)
+            files[attempt + 1] = moved
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if attempt % 3 == 0:
+            time.sleep(rng.uniform(0.2, 1.5))  # anywhere: start-up, scan, first batches
+        else:
+            # Wait until this run has committed something, then kill it at a random instant.
+            deadline = time.monotonic() + 120
+            while indexed_in_catalog(db) <= before and proc.poll() is None:
+                assert time.monotonic() < deadline, "indexing made no progress"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.4))
         if proc.poll() is not None:
             break  # finished before we could kill it
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         kills += 1
-        catalog_is_sound(db)
+        if db.exists():
+            catalog_is_sound(db)
 
-    assert kills >= 3, "indexing finished too quickly to be interrupted"
+    assert kills >= 4, "indexing finished too quickly to be interrupted"
     done_before_final = indexed_in_catalog(db)
     final = cli(home, "index", "--json", "--batch-size", str(BATCH))
     assert final.returncode == 0, final.stderr
@@ -114,6 +141,7 @@ def test_kill_during_indexing_resumes_without_loss(tmp_path: Path, tiny_clip_pac
     assert summary["indexed"] == TOTAL - done_before_final
     assert summary["errors"] == 0
     catalog_is_sound(db)
+    index_matches_catalog(home)
 
     doctor = cli(home, "doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr

@@ -6,11 +6,11 @@ from __future__ import annotations
 import io
 import os
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from photos import png_bytes
 from PIL import Image, ImageDraw
 
 from photosearch.errors import PackError
@@ -37,22 +37,6 @@ def spec(size=(224, 224), mode="shortest", interpolation="bicubic") -> ImageSpec
 
 
 # --- the corpus --------------------------------------------------------------------------------
-
-
-def png_bytes(width: int, height: int, depth: int, colour_type: int, rows: bytes) -> bytes:
-    """A PNG written by hand: for sample formats Pillow cannot write, and for lying headers."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from photos import bad_inputs, good_photos, non_utf8_name, write_photo
+from photos import bad_inputs, good_photos, non_utf8_name, odd_but_valid, write_photo
 
-from photosearch.catalog import SCHEMA_VERSION, Catalog, CatalogError
+from photosearch import scanner
+from photosearch.catalog import SCHEMA_VERSION, Catalog, CatalogError, Encoded, Failed
 from photosearch.indexer import IndexControl, Indexer
 from photosearch.library import FolderError, Library, LibraryLockedError, NoModelError
 
@@ -35,7 +39,7 @@ def consistent(library: Library) -> None:
 
 def test_index_a_folder_with_good_and_bad_files(lib: Library, tmp_path: Path) -> None:
     photos = tmp_path / "Pictures"
-    good = good_photos(photos, 8)
+    good = good_photos(photos, 8) + list(odd_but_valid(photos / "odd").values())
     odd = non_utf8_name(photos)
     bad = bad_inputs(photos / "junk")
     lib.add_folder(photos)
@@ -43,19 +47,21 @@ def test_index_a_folder_with_good_and_bad_files(lib: Library, tmp_path: Path) ->
     seen = []
     rep = lib.index_photos(progress=seen.append, batch_size=3)
 
-    assert rep.run.indexed == len(good) + 1  # the non-UTF-8 name is a perfectly good photo
+    # CMYK, 16-bit, palette with alpha, animated GIF and a non-UTF-8 name are all good photos.
+    assert rep.run.indexed == len(good) + 1
     reasons = {Path(p).name: why for p, why in rep.run.errors}
-    assert set(reasons) == {"empty.jpg", "truncated.jpg", "notes.jpg"}
+    assert set(reasons) == {"empty.jpg", "truncated.jpg", "notes.jpg", "bomb.png"}
+    assert reasons["bomb.png"].startswith("image too large: 20000×15000 pixels")
     assert "empty" in reasons["empty.jpg"] or "not an image" in reasons["empty.jpg"]
     assert "truncated" in reasons["truncated.jpg"] or "corrupt" in reasons["truncated.jpg"]
     assert "not an image" in reasons["notes.jpg"]
     problems = {p.name: why for p, why in rep.problems}
     assert problems["dangling.jpg"] == "broken symbolic link"
-    assert seen[-1].done == seen[-1].total == len(good) + 4
-    assert seen[-1].failed == 3
+    assert seen[-1].done == seen[-1].total == len(good) + 5
+    assert seen[-1].failed == 4
 
     status = lib.status()
-    assert status["indexed"] == len(good) + 1 and status["errors"] == 3 and status["pending"] == 0
+    assert status["indexed"] == len(good) + 1 and status["errors"] == 4 and status["pending"] == 0
     assert {Path(e["path"]).name for e in status["error_list"]} == set(reasons)
     assert lib.catalog.photo_by_path(odd) is not None
     assert bad["symlink loop"].exists()  # the loop was walked once, not forever
@@ -142,15 +148,142 @@ def test_pause_resume_cancel(lib: Library, tmp_path: Path) -> None:
 
     def progress(p) -> None:
         events.append(p)
-        if p.done >= 4:
+        if p.done >= 4 and not p.paused and not any(e.paused for e in events[:-1]):
+            control.pause()
+            threading.Timer(0.3, control.resume).start()
+        if p.done >= 8:
             control.cancel()
 
+    t0 = time.monotonic()
     rep = lib.index_photos(progress=progress, control=control, batch_size=4)
-    assert rep.run.cancelled and 4 <= rep.run.indexed < 12
+    assert any(e.paused for e in events), "a paused run reports it"
+    assert time.monotonic() - t0 >= 0.3, "a paused run waits"
+    assert rep.run.cancelled and 8 <= rep.run.indexed < 12
     consistent(lib)
     rest = lib.index_photos(batch_size=4)
     assert rep.run.indexed + rest.run.indexed == 12
     consistent(lib)
+
+
+def test_missing_or_unmounted_folder_keeps_its_photos(lib: Library, tmp_path: Path) -> None:
+    photos = tmp_path / "drive" / "Photos"
+    good_photos(photos, 4)
+    lib.add_folder(photos)
+    lib.index_photos()
+
+    shutil.move(photos, tmp_path / "elsewhere")  # the drive is unplugged
+    rep = lib.index_photos()
+    assert rep.offline == [photos.resolve()] and rep.removed == 0
+    assert lib.status()["indexed"] == 4 and lib.status()["offline"] == 4
+    assert lib.folders()[0].state == "offline"
+    shutil.move(tmp_path / "elsewhere", photos)  # and back
+    rep = lib.index_photos()
+    assert (rep.offline, rep.run.indexed, rep.new, rep.removed) == ([], 0, 0, 0)
+    assert lib.folders()[0].state == "ok"
+
+    # An unmounted share leaves an empty mount point on another device than before.
+    stash = tmp_path / "stash"
+    stash.mkdir()
+    for f in photos.iterdir():
+        shutil.move(f, stash / f.name)
+    with lib.catalog._write() as c:
+        c.execute("UPDATE folders SET device = device + 1")
+    rep = lib.index_photos()
+    assert rep.offline == [photos.resolve()] and lib.status()["indexed"] == 4
+    # Emptied on the same device: the photos really were deleted.
+    with lib.catalog._write() as c:
+        c.execute("UPDATE folders SET device = device - 1")
+    rep = lib.index_photos()
+    assert rep.removed == 4 and lib.status()["indexed"] == 0
+    consistent(lib)
+
+
+def test_unlistable_subfolder_is_not_mistaken_for_deleted(
+    lib: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good_photos(tmp_path / "p" / "2019", 3)
+    good_photos(tmp_path / "p" / "2020", 2, start_seed=40)
+    lib.add_folder(tmp_path / "p")
+    lib.index_photos()
+    real_scandir = os.scandir
+    blocked = str((tmp_path / "p" / "2019").resolve())
+
+    def scandir(path):
+        if str(path) == blocked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(scanner.os, "scandir", scandir)
+    rep = lib.index_photos()
+    assert rep.removed == 0 and lib.status()["indexed"] == 5
+    assert any("cannot list folder" in why for _, why in rep.problems)
+
+
+def test_stale_index_file_with_the_same_ids_is_rebuilt(
+    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path
+) -> None:
+    """A kill after a re-encoded photo's commit but before the index was saved."""
+    photos = good_photos(tmp_path / "p", 4)
+    with Library(isolated_home) as library:
+        library.import_pack(tiny_clip_pack)
+        library.add_folder(tmp_path / "p")
+        library.index_photos()
+        stale = library.index_path.read_bytes()
+    write_photo(photos[0], 321)  # edited: same id, new vector
+    with Library(isolated_home) as library:
+        library.index_photos()
+        index_file = library.index_path
+        pid = library.catalog.photo_by_path(photos[0]).id
+        vec = next(library.catalog.vectors(library.pack.id, 32, ids=[pid]))[1][0]
+    index_file.write_bytes(stale)  # as if the last save never happened
+    with Library(isolated_home) as library:
+        scores, ids = library.index.search(vec[None].astype(np.float32), 1)
+        assert ids[0, 0] == pid
+        assert scores[0, 0] == pytest.approx(float(vec.astype(np.float32) @ vec), abs=1e-3)
+        consistent(library)
+
+
+def test_results_for_rows_changed_meanwhile_are_not_written(lib: Library, tmp_path: Path) -> None:
+    photos = good_photos(tmp_path / "p", 3)
+    lib.add_folder(tmp_path / "p")
+    lib.scan()
+    recs = [lib.catalog.photo_by_path(p) for p in photos]
+    vec = np.ones(32, np.float32) / np.sqrt(32)
+
+    def encoded(r):
+        return Encoded(r.id, r.size, r.mtime_ns, "h", 1, 1, "JPEG", None, vec)
+
+    folder = lib.folders()[0]
+    lib.catalog.apply_scan(folder.id, deleted=[recs[0].id])  # forgotten meanwhile
+    lib.catalog.apply_scan(folder.id, changed=[(recs[1].id, recs[1].size + 1, 1)])  # edited
+    written = lib.catalog.commit_batch(
+        lib.pack.id,
+        [
+            encoded(recs[0]),
+            encoded(recs[1]),
+            encoded(recs[2]),
+            Failed(recs[1].id, recs[1].size, recs[1].mtime_ns, "stale failure"),
+        ],
+    )
+    assert written == [recs[2].id]
+    assert [p.id for p in lib.catalog.pending(lib.pack.id)] == [recs[1].id]
+    assert lib.catalog.errors() == []
+
+
+def test_transient_failures_are_retried(lib: Library, tmp_path: Path) -> None:
+    photos = good_photos(tmp_path / "p", 2)
+    lib.add_folder(tmp_path / "p")
+    lib.scan()
+    a, b = (lib.catalog.photo_by_path(p) for p in photos)
+    lib.catalog.commit_batch(
+        lib.pack.id,
+        [
+            Failed(a.id, a.size, a.mtime_ns, "permission denied", transient=True),
+            Failed(b.id, b.size, b.mtime_ns, "not an image file"),
+        ],
+    )
+    assert [p.id for p in lib.catalog.pending(lib.pack.id)] == [a.id]
+    assert lib.status()["errors"] == 2
 
 
 def test_second_process_gets_a_clear_message(lib: Library, isolated_home: Path) -> None:

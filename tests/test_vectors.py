@@ -233,10 +233,12 @@ def test_save_and_load_give_identical_results(kind: str, tmp_path: Path, data) -
     index = VectorIndex.build(ids, x, kind=kind)
     if kind != "flat":
         index.nprobe = 7
+    index.generation = 41  # the owner's stamp travels with the file
     path = tmp_path / "vectors.faiss"
     index.save(path)
     again = VectorIndex.load(path, dim=DIM)
     assert (again.kind, again.dim, len(again), again.nprobe) == (kind, DIM, 1500, index.nprobe)
+    assert again.generation == 41
     np.testing.assert_array_equal(again.ids(), index.ids())
     q = random_unit(30, seed=4)
     s1, i1 = index.search(q, 20)

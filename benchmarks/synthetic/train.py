@@ -589,10 +589,11 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
             student.logit_scale.clamp_(0, math.log(100))
         t_data += t1 - t0
         t_step += time.perf_counter() - t1
-        for k, v in [("loss", float(loss))] + [(k, float(v)) for k, v in losses.items()]:
+        for k, v in [("loss", loss), *losses.items()]:
+            v = float(v.detach())
             ema[k] = v if k not in ema else 0.95 * ema[k] + 0.05 * v
         if len(first_losses) < 10:
-            first_losses.append(float(loss))
+            first_losses.append(float(loss.detach()))
 
         done = step + 1
         if done % recipe.monitor_every == 0 or done == recipe.steps:
