@@ -575,7 +575,6 @@ def export_pack(
                 "tokenizer": rtok_cfg,
                 "tokens": rer.pop("tokens"),
                 "token_dim": rer.pop("token_dim"),
-                "pad_id": int(coca.pad_id),
             }
             manifest["parity"]["reranker"] = rer
         say("writing the manifest")
