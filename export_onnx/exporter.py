@@ -23,6 +23,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.coca_model import CoCa
+from open_clip.transformer import text_global_pool
 from torch import nn
 
 from photosearch import modelpack
@@ -68,6 +69,43 @@ class TextEmbedding(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_text(input_ids), dim=-1)
+
+
+class TrimmedTextEmbedding(nn.Module):
+    """A causal CLIP text tower that accepts ids cut after the end token.
+
+    A query is a handful of tokens padded to 77; with a causal mask the pooled end token never
+    sees the padding, so running only up to it gives the same embedding at a fraction of the
+    cost (a 6-token query: about a tenth). Only for :func:`trimmable` models.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        n = input_ids.shape[1]
+        x = m.token_embedding(input_ids) + m.positional_embedding[:n]
+        x = m.transformer(x, attn_mask=m.attn_mask[:n, :n])
+        x = m.ln_final(x)
+        x = text_global_pool(
+            x, input_ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None)
+        )
+        if isinstance(m.text_projection, nn.Linear):
+            x = m.text_projection(x)
+        elif m.text_projection is not None:
+            x = x @ m.text_projection
+        return F.normalize(x, dim=-1)
+
+
+def trimmable(model: nn.Module) -> bool:
+    """Whether the text tower's pooled output ignores everything after the end token."""
+    return (
+        type(model) is open_clip.model.CLIP
+        and getattr(model, "attn_mask", None) is not None
+        and getattr(model, "text_pool_type", None) in ("argmax", "eos")
+    )
 
 
 class RerankerImage(nn.Module):
@@ -312,7 +350,27 @@ def _export_unfused(module, args, path, inputs, outputs, dynamic_axes, dynamo=Fa
         proto = onnx.load(str(path), load_external_data=True)
         for side in path.parent.glob(f"{path.name}.data"):
             side.unlink()
+        for name in outputs:
+            _free_name(proto.graph, name)
         onnx.save(proto, str(path))
+
+
+def _free_name(graph: Any, name: str) -> None:
+    """Rename an inner value that took a graph output's name (dynamo names nn.Embedding's
+    output "embedding"), so the graph's own output keeps the name the runtime asks for."""
+    producers = [n for n in graph.node if name in n.output]
+    if len(producers) < 2:
+        return
+    final = producers[-1]  # nodes are in topological order: the graph output comes last
+    inner = f"{name}__inner"
+    for node in graph.node:
+        for i, x in enumerate(node.input):
+            if x == name:
+                node.input[i] = inner
+        if node is not final:
+            for i, x in enumerate(node.output):
+                if x == name:
+                    node.output[i] = inner
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
@@ -366,6 +424,74 @@ def _export_embedding_graph(
             result["int8_rejected"] = str(e)
             log.warning("%s: int8 rejected, keeping fp32: %s", dest.name, e)
     shutil.move(str(chosen), dest)
+    return result
+
+
+def _export_trimmed_text(
+    model: nn.Module, ids: np.ndarray, dest: Path, *, quantize: str | None, work: Path
+) -> dict[str, Any] | None:
+    """The text graph with a dynamic length, gated on each query cut as the runtime cuts it.
+
+    Returns its parity figures, or None (and writes nothing) when the model does not allow it
+    or the graph does not match torch: the caller then exports the fixed-length graph.
+    """
+    if not trimmable(model):
+        return None
+    with torch.no_grad():
+        reference = TextEmbedding(model).eval()(torch.from_numpy(ids)).numpy()
+    fp32 = work / f"{dest.stem}.trim.fp32.onnx"
+    sample = _trim(ids[:2], 0)
+    try:
+        _export(
+            TrimmedTextEmbedding(model).eval(),
+            (torch.from_numpy(sample),),
+            fp32,
+            ["input_ids"],
+            ["embedding"],
+            {"input_ids": {0: "batch", 1: "length"}, "embedding": {0: "batch"}},
+            dynamo=True,
+        )
+    except Exception as e:  # the exporter's failures are many and untyped
+        log.warning("text encoder: no dynamic-length graph (%s); exporting fixed length", e)
+        return None
+
+    def gate(path: Path, precision: str) -> dict[str, float]:
+        # One query at a time, each cut after its own end token, plus the full batch cut once.
+        outs = [
+            _cpu_session(path).run(["embedding"], {"input_ids": _trim(ids[i : i + 1], 0)})[0]
+            for i in range(len(ids))
+        ]
+        rows = np.concatenate(outs)
+        batch = _cpu_session(path).run(["embedding"], {"input_ids": _trim(ids, 0)})[0]
+        cos = np.minimum(_cosines(rows, reference), _cosines(batch, reference))
+        figures = {
+            "min_cosine": float(cos.min()),
+            "max_abs_diff": float(np.abs(rows - reference).max()),
+        }
+        if not np.isfinite(cos).all() or figures["min_cosine"] < MIN_COSINE[precision]:
+            raise ParityError(
+                f"dynamic-length parity failed ({precision}): min cosine "
+                f"{figures['min_cosine']:.6f}",
+                file=path.name,
+            )
+        return figures
+
+    try:
+        result: dict[str, Any] = {"fp32": gate(fp32, "fp32"), "precision": "fp32"}
+    except ParityError as e:
+        log.warning("text encoder: %s; exporting fixed length", e)
+        return None
+    chosen = fp32
+    if quantize == "int8":
+        q = work / f"{dest.stem}.trim.int8.onnx"
+        quantize_int8(fp32, q)
+        try:
+            result["int8"] = gate(q, "int8")
+            chosen, result["precision"] = q, "int8"
+        except ParityError as e:
+            result["int8_rejected"] = str(e)
+    shutil.move(str(chosen), dest)
+    result["dynamic_length"] = True
     return result
 
 
@@ -516,9 +642,12 @@ def export_pack(
             work=work,
         )
         say("exporting the text encoder")
-        txt = _export_embedding_graph(
+        ids = tok(PARITY_TEXTS).numpy()
+        txt = _export_trimmed_text(
+            model, ids, staging / modelpack.TEXT_ENCODER, quantize=quantize, work=work
+        ) or _export_embedding_graph(
             TextEmbedding(model).eval(),
-            tok(PARITY_TEXTS).numpy(),
+            ids,
             "input_ids",
             staging / modelpack.TEXT_ENCODER,
             quantize=quantize,
@@ -533,6 +662,7 @@ def export_pack(
             "precision": img["precision"],
         }
         manifest["text"] = {
+            "dynamic_length": bool(txt.pop("dynamic_length", False)),
             "file": modelpack.TEXT_ENCODER,
             "context_length": context_length,
             "precision": txt["precision"],

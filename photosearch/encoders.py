@@ -234,6 +234,9 @@ class TextEncoder(_Encoder):
         self.tokenizer = Tokenizer.from_config(pack.path, pack.tokenizer)
         self.dim = pack.embedding_dim
         self.context_length = pack.context_length
+        # A causal text graph exported with a dynamic length: run only up to the end tokens.
+        self.dynamic_length = bool(pack.manifest["text"].get("dynamic_length", False))
+        self.pad_id = int(pack.tokenizer.get("pad_id", 0))
         _check_io(self.session, self.path, ["input_ids"], ["embedding"])
         _check_dim(
             self.path, "context length", self.session.get_inputs()[0].shape[1], self.context_length
@@ -251,4 +254,19 @@ class TextEncoder(_Encoder):
         return self.encode_tokens(self.tokenize(texts))
 
     def encode_tokens(self, ids: NDArray[np.int64]) -> Vector:
+        if self.dynamic_length:
+            outs = [
+                self._run_batches(
+                    "input_ids", _trim_padding(ids[i : i + self.batch_size], self.pad_id)
+                )
+                for i in range(0, len(ids), self.batch_size)
+            ]
+            return np.concatenate(outs) if outs else np.zeros((0, self.dim), np.float32)
         return self._run_batches("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
+
+
+def _trim_padding(ids: NDArray[np.int64], pad_id: int) -> NDArray[np.int64]:
+    """Drop the padding columns after the longest query of the batch."""
+    used = np.nonzero((ids != pad_id).any(axis=0))[0]
+    end = int(used[-1]) + 1 if len(used) else 1
+    return np.ascontiguousarray(ids[:, :end], dtype=np.int64)

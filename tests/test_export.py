@@ -69,11 +69,15 @@ def _assert_dual_encoder_parity(pack_dir: Path, model_name: str) -> None:
 
 def test_tiny_clip_parity(tiny_clip_pack: Path) -> None:
     _assert_dual_encoder_parity(tiny_clip_pack, "photosearch-tiny-clip")
+    # A causal CLIP text tower runs only up to the end token: same embedding, less work.
+    assert modelpack.load(tiny_clip_pack).manifest["text"]["dynamic_length"] is True
 
 
 def test_tiny_coca_parity_and_reranker_loglik(tiny_coca_pack: Path) -> None:
     _assert_dual_encoder_parity(tiny_coca_pack, "photosearch-tiny-coca")
     pack = modelpack.load(tiny_coca_pack)
+    # CoCa pools a class token appended after the padding: its length must stay fixed.
+    assert pack.manifest["text"]["dynamic_length"] is False
     assert pack.reranker is not None
     coca = _reference_model("photosearch-tiny-coca")
     tok = open_clip.get_tokenizer("photosearch-tiny-coca")

@@ -63,7 +63,7 @@ class EvalConfig:
     ks: tuple[int, ...] = KS
     betas: tuple[float, ...] = BETAS
     threads: int = 1
-    scorer_batch: int = 128
+    scorer_batch: int = 32
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,7 +106,11 @@ def build_gallery(
         by_content.setdefault(scenes.content_key(s), []).append(i)
     relevant = [
         np.array(
-            [i for i in by_content.get(scenes.description_content_key(d), []) if scenes.matches(d, scns[i])],
+            [
+                i
+                for i in by_content.get(scenes.description_content_key(d), [])
+                if scenes.matches(d, scns[i])
+            ],
             dtype=np.int64,
         )
         for d in descs
@@ -427,9 +431,16 @@ def evaluate(
             rankings, times = slow_over_all(rt, enc, test, sub, cache, say)
             slow_ms = _ms(times)
             report["rows"].append(
-                {"method": "slow (scorer over all)", "pack": rt.label, "K": None, "beta": None,
-                 **recall(rankings, test.relevant, sub), "ms_per_query": slow_ms,
-                 "speedup_vs_slow": 1.0, "queries": n_slow}
+                {
+                    "method": "slow (scorer over all)",
+                    "pack": rt.label,
+                    "K": None,
+                    "beta": None,
+                    **recall(rankings, test.relevant, sub),
+                    "ms_per_query": slow_ms,
+                    "speedup_vs_slow": 1.0,
+                    "queries": n_slow,
+                }
             )
             report["pairwise"]["slow"] = {k: v["slow"] for k, v in pairs.items()}
         report["pairwise"][f"fast ({rt.label})"] = {k: v["fast"] for k, v in pairs.items()}
@@ -439,14 +450,21 @@ def evaluate(
         rows = [("fast", None, fast_rank, t_fast)]
         for k in cfg.ks:
             t = _ms(time_rerank(rt, enc, timing_caps, k, b))
-            rows.append((f"fast + rerank", k, None, t))
+            rows.append(("fast + rerank", k, None, t))
         for method, k, ranking, t in rows:
             for target, qs in (("rows", sub), ("rows_all_queries", all_q)):
                 rk = ranking[qs] if ranking is not None else rerank_top10(enc, qs, k, b)
                 report[target].append(
-                    {"method": method, "pack": rt.label, "K": k, "beta": None if k is None else b,
-                     **recall(rk, test.relevant, qs), "ms_per_query": t,
-                     "speedup_vs_slow": (slow_ms / t) if slow_ms else None, "queries": len(qs)}
+                    {
+                        "method": method,
+                        "pack": rt.label,
+                        "K": k,
+                        "beta": None if k is None else b,
+                        **recall(rk, test.relevant, qs),
+                        "ms_per_query": t,
+                        "speedup_vs_slow": (slow_ms / t) if slow_ms else None,
+                        "queries": len(qs),
+                    }
                 )
     report["goals"] = goals(report)
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -470,14 +488,19 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     if slow and fast:
         gap = slow["R@1"] - fast["R@1"]
-        out.append({"goal": "slow R@1 ≥ fast R@1 + 15", "value": f"{gap:+.1f} points", "met": gap >= 15})
+        out.append(
+            {"goal": "slow R@1 ≥ fast R@1 + 15", "value": f"{gap:+.1f} points", "met": gap >= 15}
+        )
         r20 = _row(rows, "fast + rerank", base, 20)
         if r20:
             diff = slow["R@1"] - r20["R@1"]
             ok = diff <= 2 and (r20["speedup_vs_slow"] or 0) >= 20
             out.append(
-                {"goal": "fast + rerank K=20 within 2 points of slow R@1, ≥ 20× faster",
-                 "value": f"{-diff:+.1f} points, {r20['speedup_vs_slow']:.0f}×", "met": ok}
+                {
+                    "goal": "fast + rerank K=20 within 2 points of slow R@1, ≥ 20× faster",
+                    "value": f"{-diff:+.1f} points, {r20['speedup_vs_slow']:.0f}×",
+                    "met": ok,
+                }
             )
     for label in labels[1:]:
         if "distil" not in label:
@@ -487,8 +510,11 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
             f = _row(report[target], "fast", base)
             if d and f:
                 out.append(
-                    {"goal": f"{label} fast R@1 > fast R@1 ({d['queries']} queries)",
-                     "value": f"{d['R@1'] - f['R@1']:+.1f} points", "met": d["R@1"] > f["R@1"]}
+                    {
+                        "goal": f"{label} fast R@1 > fast R@1 ({d['queries']} queries)",
+                        "value": f"{d['R@1'] - f['R@1']:+.1f} points",
+                        "met": d["R@1"] > f["R@1"],
+                    }
                 )
     return out
 
@@ -517,7 +543,9 @@ def _table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def render_markdown(report: dict[str, Any], title: str = "Synthetic compositional retrieval") -> str:
+def render_markdown(
+    report: dict[str, Any], title: str = "Synthetic compositional retrieval"
+) -> str:
     m, g, cfg = report["machine"], report["gallery"], report["config"]
     lines = [
         f"# {title}",
@@ -555,11 +583,19 @@ def render_markdown(report: dict[str, Any], title: str = "Synthetic compositiona
         "|---|" + "---:|" * len(scenes.DISTRACTOR_KINDS),
     ]
     for name, accs in report["pairwise"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{accs[k]:.1f}" for k in scenes.DISTRACTOR_KINDS) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{accs[k]:.1f}" for k in scenes.DISTRACTOR_KINDS) + " |"
+        )
     lines += ["", "## Goals", "", "| goal | result | met |", "|---|---|---|"]
     for goal in report["goals"]:
         lines.append(f"| {goal['goal']} | {goal['value']} | {'yes' if goal['met'] else 'no'} |")
-    lines += ["", "## Index cost (ms per image)", "", "| pack | image embedding | image tokens |", "|---|---:|---:|"]
+    lines += [
+        "",
+        "## Index cost (ms per image)",
+        "",
+        "| pack | image embedding | image tokens |",
+        "|---|---:|---:|",
+    ]
     for label, c in report["index_cost_ms_per_image"].items():
         lines.append(f"| {label} | {c['image_embedding']:.2f} | {c['image_tokens']:.2f} |")
     lines += ["", "## β on validation (R@1 averaged over K)", ""]
@@ -570,7 +606,11 @@ def render_markdown(report: dict[str, Any], title: str = "Synthetic compositiona
         lines += ["", "## Training", ""]
         for label, t in report["training"].items():
             lines.append(f"- {label}: {t}")
-    lines += ["", f"Evaluation took {report['seconds']:.0f} s. Configuration: `{json.dumps(cfg)}`", ""]
+    lines += [
+        "",
+        f"Evaluation took {report['seconds']:.0f} s. Configuration: `{json.dumps(cfg)}`",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -587,9 +627,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.synthetic.evaluate",
         description="Fast / slow / fast+rerank retrieval on the synthetic test split, via packs.",
     )
-    p.add_argument("--pack", action="append", required=True, metavar="LABEL=DIR",
-                   help="a pack to measure; the first one's scorer gives the slow rows")
-    p.add_argument("--out", type=Path, required=True, help="output path without suffix (.md, .json)")
+    p.add_argument(
+        "--pack",
+        action="append",
+        required=True,
+        metavar="LABEL=DIR",
+        help="a pack to measure; the first one's scorer gives the slow rows",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="output path without suffix (.md, .json)"
+    )
     p.add_argument(
         "--recipe",
         type=Path,

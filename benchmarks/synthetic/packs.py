@@ -65,9 +65,10 @@ def export(
     """Export ``checkpoint`` (dual encoder) with a reranker from ``reranker_checkpoint`` (default:
     the same model's own decoder); then check the pack against the training models."""
     source = exporter.Source(model, None, checkpoint=Path(checkpoint))
-    same = reranker_checkpoint is None or Path(reranker_checkpoint).resolve() == Path(
-        checkpoint
-    ).resolve()
+    same = (
+        reranker_checkpoint is None
+        or Path(reranker_checkpoint).resolve() == Path(checkpoint).resolve()
+    )
     reranker: exporter.Source | str = (
         "self" if same else exporter.Source(model, None, checkpoint=Path(reranker_checkpoint))
     )
@@ -118,7 +119,11 @@ def check_against_training(
         worst = max(worst, float((np.abs(ll - ll_ref.numpy()) / np.abs(ll_ref.numpy())).max()))
     figures["loglik_max_rel_err"] = worst
     if min(figures["image_min_cosine"], figures["text_min_cosine"]) < MIN_COSINE:
-        raise PackError(f"pack embeddings differ from the trained model: {figures}", pack=str(pack_dir))
+        raise PackError(
+            f"pack embeddings differ from the trained model: {figures}", pack=str(pack_dir)
+        )
     if not worst <= MAX_LOGLIK_REL_ERR:
-        raise PackError(f"pack log-likelihoods differ from the trained model: {figures}", pack=str(pack_dir))
+        raise PackError(
+            f"pack log-likelihoods differ from the trained model: {figures}", pack=str(pack_dir)
+        )
     return figures

@@ -407,7 +407,9 @@ def distractor_descriptions(d: Description, rng: np.random.Generator) -> dict[st
             "relation": replace(d, relations=(Relation(r0.a, other, r0.b), *d.relations[1:])),
         }
     (e,) = d.entities
-    count = e.count + 1 if e.count == 1 else e.count - 1 if e.count == 3 else (1, 3)[rng.integers(2)]
+    count = (
+        e.count + 1 if e.count == 1 else e.count - 1 if e.count == 3 else (1, 3)[rng.integers(2)]
+    )
     colour = [c for c in COLOURS if c != e.colour][int(rng.integers(len(COLOURS) - 1))]
     size = "large" if e.size == "small" else "small"
     return {
@@ -456,7 +458,9 @@ def _member_offsets(
     else:  # three: a triangle, or a row
         if rng.random() < 0.5:
             k = s / math.sqrt(3)
-            pts = [(k * math.cos(a), k * math.sin(a)) for a in (0, 2 * math.pi / 3, 4 * math.pi / 3)]
+            pts = [
+                (k * math.cos(a), k * math.sin(a)) for a in (0, 2 * math.pi / 3, 4 * math.pi / 3)
+            ]
         else:
             pts = [(-s, 0.0), (0.0, 0.0), (s, 0.0)]
     c, si = math.cos(theta), math.sin(theta)
@@ -497,14 +501,17 @@ def layout(
     rng: np.random.Generator,
     *,
     keep: dict[int, list[tuple[float, float, float]]] | None = None,
+    paint: dict[int, tuple[int, int, int]] | None = None,
     tries: int = 2000,
 ) -> tuple[Shape, ...]:
     """Place every object of ``d`` so that every stated relation holds with room to spare.
 
     ``keep`` fixes the members (x, y, radius) of some entities; the others are sampled.
+    ``paint`` fixes the exact colour of some entities (else a jittered shade of its name).
     """
     keep = keep or {}
-    rgbs = {i: _jitter(rng, e.colour) for i, e in enumerate(d.entities)}
+    paint = paint or {}
+    rgbs = {i: paint.get(i) or _jitter(rng, e.colour) for i, e in enumerate(d.entities)}
     partner: dict[int, tuple[int, str, bool]] = {}
     for r in d.relations:
         partner[r.a] = (r.b, r.rel, True)
@@ -533,7 +540,9 @@ def layout(
                 ax, ay = anchors.get(i) or tuple(rng.uniform(0.15, 0.85, 2))
                 rel = partner.get(i)
                 across = None if rel is None else (1 if rel[1] in ("left", "right") else 0)
-                members = [(ax + ox, ay + oy, r) for ox, oy in _member_offsets(rng, e.count, r, across)]
+                members = [
+                    (ax + ox, ay + oy, r) for ox, oy in _member_offsets(rng, e.count, r, across)
+                ]
             objects += [
                 Shape(i, e.shape, e.colour, e.size, float(x), float(y), float(rad), rgbs[i])
                 for x, y, rad in members
@@ -541,6 +550,23 @@ def layout(
         if _valid(objects, d):
             return tuple(objects)
     raise RuntimeError(f"could not place {d} in {tries} tries")
+
+
+def _paint(
+    base: Description, objects: Sequence[Shape], d: Description
+) -> dict[int, tuple[int, int, int]]:
+    """An edit's entities keep the base's exact shades: its own if its colour is unchanged, else
+    the shade of the base entity that had its colour (an exchange swaps shades exactly)."""
+    shade = {o.entity: o.rgb for o in objects}
+    paint = {}
+    for i, e in enumerate(d.entities):
+        if i < len(base.entities) and base.entities[i].colour == e.colour:
+            paint[i] = shade[i]
+        else:
+            donor = [j for j, b in enumerate(base.entities) if b.colour == e.colour]
+            if donor:
+                paint[i] = shade[donor[0]]
+    return paint
 
 
 def _members_of(objects: Sequence[Shape], entity: int) -> list[tuple[float, float, float]]:
@@ -637,9 +663,10 @@ class World:
             return Scene(d, base_objects, p.background, name)
         rng = _rng(*seed, 2 + _member_index(member))
         n = len(d.entities)
+        paint = _paint(p.descriptions["base"], base_objects, d)
         if member in ("colour", "recolour"):  # the same places, other colours
             keep = {i: _members_of(base_objects, i) for i in range(n)}
-            return Scene(d, layout(d, rng, keep=keep, tries=1), p.background, name)
+            return Scene(d, layout(d, rng, keep=keep, paint=paint, tries=1), p.background, name)
         r0 = d.relations[0] if d.relations else None
         moved = {r0.a, r0.b} if r0 else set(range(n))
         keep = {i: _members_of(base_objects, i) for i in range(n) if i not in moved}
@@ -648,16 +675,23 @@ class World:
             ca = np.mean([(x, y) for x, y, _ in _members_of(base_objects, r0.a)], axis=0)
             cb = np.mean([(x, y) for x, y, _ in _members_of(base_objects, r0.b)], axis=0)
             traded = dict(keep)
-            traded[r0.a] = [(x - ca[0] + cb[0], y - ca[1] + cb[1], rad) for x, y, rad in _members_of(base_objects, r0.a)]
-            traded[r0.b] = [(x - cb[0] + ca[0], y - cb[1] + ca[1], rad) for x, y, rad in _members_of(base_objects, r0.b)]
+            traded[r0.a] = [
+                (x - ca[0] + cb[0], y - ca[1] + cb[1], rad)
+                for x, y, rad in _members_of(base_objects, r0.a)
+            ]
+            traded[r0.b] = [
+                (x - cb[0] + ca[0], y - cb[1] + ca[1], rad)
+                for x, y, rad in _members_of(base_objects, r0.b)
+            ]
             try:
-                return Scene(d, layout(d, rng, keep=traded, tries=1), p.background, name)
+                objects = layout(d, rng, keep=traded, paint=paint, tries=1)
+                return Scene(d, objects, p.background, name)
             except RuntimeError:
                 pass
         try:
-            objects = layout(d, rng, keep=keep, tries=500)
+            objects = layout(d, rng, keep=keep, paint=paint, tries=500)
         except RuntimeError:  # no room left between the kept objects: place everything afresh
-            objects = layout(d, rng)
+            objects = layout(d, rng, paint=paint)
         return Scene(d, objects, p.background, name)
 
     def family(self, split: str, index: int) -> Family:

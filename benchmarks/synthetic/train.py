@@ -1,4 +1,5 @@
-"""Train open_clip's CoCa on the synthetic world; optionally distil its captioner into the fast half.
+"""Train open_clip's CoCa on the synthetic world; optionally distil the captioner into the
+dual encoder.
 
 Stage 1 (``--init`` absent) trains the whole CoCa from scratch: a contrastive loss on the dual
 encoder plus a captioning loss on the multimodal decoder. Stage 2 (``--init CKPT``) continues the
@@ -19,9 +20,10 @@ then completed (:func:`complete_vocabulary`) so that every other token gets the 
 -``UNUSED_LOGIT``, for every input: the saved model's full-vocabulary log p(text | image) equals
 the trained one to within e^-50, and it exports and runs like any open_clip CoCa.
 
-    python -m benchmarks.synthetic.train --out runs/synthetic/base --steps 4000
-    python -m benchmarks.synthetic.train --out runs/synthetic/distilled \\
-        --init runs/synthetic/base/model.pt --steps 800 --distill-weight 1
+    python -m benchmarks.synthetic.train --out build/synthetic/base --threads 2
+    python -m benchmarks.synthetic.train --out build/synthetic/distilled --threads 2 \\
+        --init build/synthetic/base/model.pt --steps 600 --lr 2e-4 --caption-weight 0 \\
+        --distill-weight 1
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from torch import nn
 
 from benchmarks.synthetic import scenes
 from photosearch.export_onnx.exporter import CONFIG_DIR
+from photosearch.modelpack import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +76,11 @@ class Recipe:
 
     model: str = MODEL
     seed: int = 0
-    steps: int = 4000
-    batch_size: int = 128
+    steps: int = 5000
+    batch_size: int = 64
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
-    warmup: int = 200
+    warmup: int = 300
     weight_decay: float = 0.05
     clip_weight: float = 1.0
     caption_weight: float = 2.0
@@ -90,6 +93,7 @@ class Recipe:
     workers: int = 1
     # Stage 2 (dual encoder only, from a stage-1 checkpoint).
     init: str | None = None
+    init_sha256: str | None = None  # of the init checkpoint, checked when given
     distill_weight: float = 0.0
     distill_groups: int = 8
     distill_candidates: int = 8
@@ -105,12 +109,6 @@ class Recipe:
         d = dataclasses.asdict(self)
         d["stage"] = self.stage
         return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Recipe:
-        d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
-        d["world"] = scenes.WorldConfig(**d.get("world", {}))
-        return cls(**d)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,7 +217,9 @@ def complete_vocabulary(model: CoCa, head: torch.Tensor, vocab: WorldVocabulary)
     target = float(width)
     delta = (target - (beta / gamma).sum()) / width
     a = -delta * (gamma[:, None] * p).sum(0) / target
-    full = (-UNUSED_LOGIT / target / gamma)[:, None].expand(-1, dec.text_projection.shape[1]).clone()
+    full = (
+        (-UNUSED_LOGIT / target / gamma)[:, None].expand(-1, dec.text_projection.shape[1]).clone()
+    )
     full[:, vocab.ids] = p + a[None, :] / gamma[:, None]
     dec.ln_final.bias.copy_((beta + delta * gamma).float())
     dec.text_projection.copy_(full.float())
@@ -276,19 +276,24 @@ class TwinFreeBatches(torch.utils.data.IterableDataset):
         self.seed = seed
         self.start = start
 
-    def batch(self, world: scenes.World, step: int) -> tuple[np.ndarray, list[str]]:
+    def members(self, world: scenes.World, step: int) -> list[tuple[int, str, int, int, Any]]:
+        """(family, member, epoch, slot, family plan) of each scene in batch ``step``."""
         per_pass = self.families // self.batch_size
-        members = len(scenes.RELATIONAL_MEMBERS)
-        epoch, rest = divmod(step, per_pass * members)
+        slots = len(scenes.RELATIONAL_MEMBERS)
+        epoch, rest = divmod(step, per_pass * slots)
         slot, b = divmod(rest, per_pass)
         order = np.random.default_rng([self.seed, 1, epoch, slot]).permutation(self.families)
-        images, texts = [], []
-        for f in order[b * self.batch_size : (b + 1) * self.batch_size]:
-            f = int(f)
+        out = []
+        for f in order[b * self.batch_size : (b + 1) * self.batch_size].tolist():
             plan = world.plan("train", f)
             names = list(plan.descriptions)
-            pick = np.random.default_rng([self.seed, 2, epoch, f]).permutation(len(names))[slot]
-            member = names[int(pick)]
+            turn = np.random.default_rng([self.seed, 2, epoch, f]).permutation(len(names))
+            out.append((f, names[int(turn[slot])], epoch, slot, plan))
+        return out
+
+    def batch(self, world: scenes.World, step: int) -> tuple[np.ndarray, list[str]]:
+        images, texts = [], []
+        for f, member, epoch, slot, plan in self.members(world, step):
             scene = world.scene("train", f, member, plan)
             images.append(scenes.to_pixels(scene.render(self.world_config.image_size)))
             rng = np.random.default_rng([self.seed, 3, epoch, f, slot])
@@ -307,9 +312,7 @@ class TwinFreeBatches(torch.utils.data.IterableDataset):
 
 
 def batches(recipe: Recipe, start: int) -> Iterator[tuple[np.ndarray, list[str]]]:
-    ds = TwinFreeBatches(
-        recipe.world, recipe.train_families, recipe.batch_size, recipe.seed, start
-    )
+    ds = TwinFreeBatches(recipe.world, recipe.train_families, recipe.batch_size, recipe.seed, start)
     if recipe.workers <= 0:
         return iter(ds)
     loader = torch.utils.data.DataLoader(
@@ -327,6 +330,7 @@ class MonitorSet:
     images: torch.Tensor  # [4F, 3, H, W], family-major: base, swap, colour, relation
     ids: torch.Tensor  # [F, L] base captions
     relation_positions: torch.Tensor  # [F, L-1] bool: label is a relation word
+    relation_ids: dict[int, str]  # token id -> the relation it says
 
     @classmethod
     def build(cls, world: scenes.World, n: int, tokenizer: Any, norm) -> MonitorSet:
@@ -336,10 +340,20 @@ class MonitorSet:
                 imgs.append(scenes.to_pixels(fam.members[m].render(world.config.image_size)))
             texts.append(fam.captions["base"])
         ids = tokenizer(texts)
-        rel_ids = {int(t) for w in ("left", "right", "above", "below", "over", "under", "beneath")
-                   for t in tokenizer.encode(w)}
-        rel = torch.isin(ids[:, 1:], torch.tensor(sorted(rel_ids)))
-        return cls(to_input(np.stack(imgs), norm), ids, rel)
+        words = relation_words(tokenizer)
+        rel = torch.isin(ids[:, 1:], torch.tensor(sorted(words)))
+        return cls(to_input(np.stack(imgs), norm), ids, rel, words)
+
+
+def relation_words(tokenizer: Any) -> dict[int, str]:
+    """Token id of each word that says a relation, and the relation it says."""
+    words = {"left": "left", "right": "right", "above": "above", "over": "above"}
+    words.update({"below": "below", "under": "below", "beneath": "below"})
+    out = {}
+    for w, rel in words.items():
+        (t,) = tokenizer.encode(w)
+        out[int(t)] = rel
+    return out
 
 
 @torch.no_grad()
@@ -371,11 +385,19 @@ def monitor(
         out[f"slow_pairwise_{kind}"] = float((slow[:, 0] > slow[:, j]).float().mean())
     out["fast_family_r1"] = float((fast.argmax(1) == 0).float().mean())
     out["slow_family_r1"] = float((slow.argmax(1) == 0).float().mean())
-    # Relation words of base captions, teacher-forced on the base image.
+    # Where a base caption says its relation (teacher-forced on the base image): does the most
+    # likely relation word say the same relation? (Synonyms count alike; chance is 1/4.)
     logits = world_logits(scorer, head, tokens[::k], embs[:, :-1])
-    pred = vocab.ids[logits.argmax(-1)]
-    right = (pred == data.ids[:, 1:]) & data.relation_positions
-    out["relation_word_accuracy"] = float(right.sum() / data.relation_positions.sum().clamp(min=1))
+    words = data.relation_ids
+    cols = torch.tensor([int(vocab.classes[t]) for t in words])
+    names = list(words.values())
+    guess = logits[..., cols].argmax(-1)  # [F, L-1] index into names
+    truth = data.ids[:, 1:]
+    hits = [
+        names[int(guess[i, j])] == words[int(truth[i, j])]
+        for i, j in data.relation_positions.nonzero().tolist()
+    ]
+    out["relation_word_accuracy"] = float(np.mean(hits)) if hits else float("nan")
     student.train(was[0])
     scorer.train(was[1])
     return out
@@ -404,8 +426,10 @@ class DistillPool:
         say(f"distillation pool: {len(self.pixels)} scenes; teacher image tokens")
         with torch.no_grad():
             self.teacher_tokens = torch.cat(
-                [teacher._encode_image(to_input(self.pixels[i : i + 256], norm))[1]
-                 for i in range(0, len(self.pixels), 256)]
+                [
+                    teacher._encode_image(to_input(self.pixels[i : i + 256], norm))[1]
+                    for i in range(0, len(self.pixels), 256)
+                ]
             )
         self.student_embeddings: torch.Tensor | None = None
 
@@ -414,8 +438,12 @@ class DistillPool:
         was = student.training
         student.eval()
         self.student_embeddings = torch.cat(
-            [F.normalize(student.encode_image(to_input(self.pixels[i : i + 256], self.norm)), dim=-1)
-             for i in range(0, len(self.pixels), 256)]
+            [
+                F.normalize(
+                    student.encode_image(to_input(self.pixels[i : i + 256], self.norm)), dim=-1
+                )
+                for i in range(0, len(self.pixels), 256)
+            ]
         )
         student.train(was)
 
@@ -500,6 +528,17 @@ def save_checkpoint(model: CoCa, head: torch.Tensor, vocab: WorldVocabulary, pat
     tmp.replace(path)
 
 
+# Fields a resumed run may change: more steps extend the schedule (the learning rate follows the
+# new length from where the run stopped), and the bookkeeping cadence.
+_RESUMABLE = {"steps", "monitor_every", "monitor_families", "checkpoint_every", "workers"}
+
+
+def _same_run(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return {k: v for k, v in saved.items() if k not in _RESUMABLE} == {
+        k: v for k, v in wanted.items() if k not in _RESUMABLE
+    }
+
+
 def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[str, Any]:
     """Run ``recipe``; write the checkpoint, recipe and log under ``out``; return the summary."""
     say = say or (lambda msg: log.info("%s", msg))
@@ -511,7 +550,10 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
 
     stage2 = recipe.stage == 2
     if stage2:
-        student = load_model(Path(recipe.init), recipe.model)  # type: ignore[arg-type]
+        init = Path(recipe.init)  # type: ignore[arg-type]
+        if recipe.init_sha256 and sha256_file(init) != recipe.init_sha256:
+            raise ValueError(f"{init} is not the checkpoint this recipe was made for")
+        student = load_model(init, recipe.model)
         teacher = copy.deepcopy(student).eval().requires_grad_(False)
     else:
         student = create_model(recipe.model, seed=recipe.seed)
@@ -536,8 +578,15 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
     )
     start = 0
     history: list[dict[str, Any]] = []
+    state = None
     if resume and (out / STATE_FILE).exists():
         state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)
+        if not _same_run(state.get("recipe", {}), recipe.to_json()):
+            say("ignoring the saved training state: it was made by another recipe")
+            state = None
+        elif state["step"] >= recipe.steps:
+            say(f"the saved state is at step {state['step']}; nothing left to train")
+    if state is not None:
         student.load_state_dict(state["model"])
         if not stage2:
             head.data.copy_(state["head"])
@@ -558,7 +607,7 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
     t_start = time.perf_counter()
     t_data = t_step = 0.0
     ema: dict[str, float] = {}
-    first_losses: list[float] = []
+    loss_trace: list[float] = []
     for step in range(start, recipe.steps):
         t0 = time.perf_counter()
         pixels, texts = next(data)
@@ -573,7 +622,9 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
         losses = {"contrastive": contrastive_loss(img_feat, txt_feat, scale) * recipe.clip_weight}
         if not stage2 and recipe.caption_weight > 0:
             logits = world_logits(student, head, img_tokens, token_embs[:, :-1])
-            cap = F.cross_entropy(logits.permute(0, 2, 1), vocab.labels(ids[:, 1:]), ignore_index=-100)
+            cap = F.cross_entropy(
+                logits.permute(0, 2, 1), vocab.labels(ids[:, 1:]), ignore_index=-100
+            )
             losses["caption"] = cap * recipe.caption_weight
         if pool is not None:
             if step > start and step % recipe.distill_refresh == 0:
@@ -592,8 +643,7 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
         for k, v in [("loss", loss), *losses.items()]:
             v = float(v.detach())
             ema[k] = v if k not in ema else 0.95 * ema[k] + 0.05 * v
-        if len(first_losses) < 10:
-            first_losses.append(float(loss.detach()))
+        loss_trace.append(round(float(loss.detach()), 4))
 
         done = step + 1
         if done % recipe.monitor_every == 0 or done == recipe.steps:
@@ -603,7 +653,7 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
                 "seconds": round(time.perf_counter() - t_start, 1),
                 "lr": _lr(recipe, step),
                 **{k: round(v, 4) for k, v in ema.items()},
-                "logit_scale": round(float(student.logit_scale.exp()), 2),
+                "logit_scale": round(float(student.logit_scale.detach().exp()), 2),
                 **{k: round(v, 4) for k, v in m.items()},
             }
             history.append(entry)
@@ -617,22 +667,25 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
                 f"{m['slow_pairwise_swap']:.2f}/{m['slow_pairwise_colour']:.2f}/"
                 f"{m['slow_pairwise_relation']:.2f}, relation words "
                 f"{m['relation_word_accuracy']:.2f} "
-                f"({(t_data + t_step) / (done - start):.2f} s/step, data {t_data / (done - start):.2f})"
+                f"({(t_data + t_step) / (done - start):.2f} s/step, "
+                f"data {t_data / (done - start):.2f})"
             )
         if done % recipe.checkpoint_every == 0 and done < recipe.steps:
             ckpt_dir = out / "checkpoints"
             ckpt_dir.mkdir(exist_ok=True)
-            save_checkpoint(student, teacher_head if stage2 else head, vocab, ckpt_dir / f"step{done:06d}.pt")
-            torch.save(
-                {
-                    "model": student.state_dict(),
-                    "head": head.detach() if not stage2 else None,
-                    "optimizer": opt.state_dict(),
-                    "step": done,
-                    "history": history,
-                },
-                out / STATE_FILE,
+            save_checkpoint(
+                student, teacher_head if stage2 else head, vocab, ckpt_dir / f"step{done:06d}.pt"
             )
+        if done % recipe.checkpoint_every == 0 or done == recipe.steps:
+            snapshot = {
+                "model": student.state_dict(),
+                "head": head.detach() if not stage2 else None,
+                "optimizer": opt.state_dict(),
+                "step": done,
+                "history": history,
+                "recipe": recipe.to_json(),
+            }
+            torch.save(snapshot, out / STATE_FILE)
 
     save_checkpoint(student, teacher_head if stage2 else head, vocab, out / MODEL_FILE)
     summary = {
@@ -643,7 +696,7 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
         "seconds": round(time.perf_counter() - t_start, 1),
         "seconds_per_step": round((t_data + t_step) / max(1, recipe.steps - start), 3),
         "data_seconds_per_step": round(t_data / max(1, recipe.steps - start), 3),
-        "first_losses": first_losses,
+        "loss_trace": loss_trace,
         "final_losses": {k: round(v, 4) for k, v in ema.items()},
         "parameters": sum(p.numel() for p in student.parameters()),
         "world_vocabulary": len(vocab.ids),

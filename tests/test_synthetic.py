@@ -1,0 +1,229 @@
+"""The synthetic benchmark's world and training loop: deterministic scenes, distractors that differ
+from their query scene exactly as intended, twin-free batches, and a training loop that learns."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if (
+    str(ROOT) not in sys.path
+):  # `benchmarks` is a folder of the repository, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic import scenes  # noqa: E402
+
+WORLD = scenes.WorldConfig(seed=3, validation_families=20, test_families=40)
+
+
+@pytest.fixture(scope="module")
+def world() -> scenes.World:
+    return scenes.World(WORLD)
+
+
+@pytest.fixture(scope="module")
+def test_families(world: scenes.World) -> list[scenes.Family]:
+    return list(world.families("test", 40))
+
+
+def _by_entity(scene: scenes.Scene, i: int) -> list[scenes.Shape]:
+    return [o for o in scene.objects if o.entity == i]
+
+
+def test_generator_is_deterministic() -> None:
+    a, b = scenes.World(WORLD), scenes.World(WORLD)
+    for split, i in (("train", 0), ("train", 17), ("validation", 3), ("test", 5)):
+        fa, fb = a.family(split, i), b.family(split, i)
+        assert fa == fb
+        for m in fa.members:
+            assert np.array_equal(
+                scenes.to_pixels(fa.members[m].render()), scenes.to_pixels(fb.members[m].render())
+            )
+    # Scenes are independent of the order they are asked for in.
+    assert a.scene("test", 9, "swap") == scenes.World(WORLD).family("test", 9).members["swap"]
+    other = scenes.World(scenes.WorldConfig(seed=4, validation_families=20, test_families=40))
+    assert other.family("test", 5) != a.family("test", 5)
+
+
+def test_every_scene_matches_its_own_description_and_no_distractor_matches_the_query(
+    test_families: list[scenes.Family],
+) -> None:
+    for fam in test_families:
+        assert fam.relational
+        for name, scene in fam.members.items():
+            assert scenes.matches(scene.description, scene), (name, fam.captions)
+            if name != "base":
+                assert not scenes.matches(fam.base.description, scene), (name, fam.captions)
+                assert not scenes.matches(scene.description, fam.base), (name, fam.captions)
+            assert 2 <= len(scene.objects) <= scenes.MAX_OBJECTS
+
+
+def test_swap_keeps_the_words_and_trades_the_places(test_families: list[scenes.Family]) -> None:
+    for fam in test_families:
+        base, swap = fam.base, fam.members["swap"]
+        r = base.description.relations[0]
+        assert swap.description.entities == base.description.entities  # the same words
+        assert swap.description.relations[0] == scenes.Relation(r.b, r.rel, r.a)
+        a, b = _by_entity(swap, r.a), _by_entity(swap, r.b)
+        assert scenes.relation_holds(r.rel, b, a) and not scenes.relation_holds(r.rel, a, b)
+        # Whatever else the scene holds stays where it was.
+        for i in range(len(base.description.entities)):
+            if i not in (r.a, r.b):
+                assert _by_entity(swap, i) == _by_entity(base, i)
+
+
+def test_colour_exchange_keeps_places_shapes_and_words(test_families: list[scenes.Family]) -> None:
+    for fam in test_families:
+        base, colour = fam.base, fam.members["colour"]
+        r = base.description.relations[0]
+        ea, eb = base.description.entities[r.a], base.description.entities[r.b]
+        assert ea.colour != eb.colour and ea.shape != eb.shape
+        got = colour.description.entities
+        assert (got[r.a].colour, got[r.b].colour) == (eb.colour, ea.colour)
+        assert (got[r.a].shape, got[r.b].shape) == (ea.shape, eb.shape)
+        words = Counter(w for e in base.description.entities for w in e.phrase().split())
+        assert words == Counter(w for e in got for w in e.phrase().split())
+        assert colour.description.relations == base.description.relations
+        assert [(o.x, o.y, o.shape, o.size) for o in colour.objects] == [
+            (o.x, o.y, o.shape, o.size) for o in base.objects
+        ]
+
+
+def test_other_relation_turns_the_axis(test_families: list[scenes.Family]) -> None:
+    axis = {"left": 0, "right": 0, "above": 1, "below": 1}
+    for fam in test_families:
+        base, other = fam.base, fam.members["relation"]
+        r, o = base.description.relations[0], other.description.relations[0]
+        assert (o.a, o.b) == (r.a, r.b) and axis[o.rel] != axis[r.rel]
+        assert other.description.entities == base.description.entities
+        a, b = _by_entity(other, r.a), _by_entity(other, r.b)
+        assert scenes.relation_holds(o.rel, a, b) and not scenes.relation_holds(r.rel, a, b)
+
+
+def test_training_never_sees_a_held_out_description(world: scenes.World) -> None:
+    held = world.held_out_keys
+    assert len(held) >= 4 * (WORLD.validation_families + WORLD.test_families) * 0.9
+    for i in range(150):
+        for d in world.plan("train", i).descriptions.values():
+            assert d.key() not in held
+
+
+def test_captions_name_everything_and_fit_the_context() -> None:
+    open_clip = pytest.importorskip("open_clip")
+    from benchmarks.synthetic import train
+
+    tok = open_clip.get_tokenizer(train.MODEL)
+    vocab = set(scenes.vocabulary())
+    world = scenes.World(WORLD)
+    rng = np.random.default_rng(0)
+    longest = 0
+    for i in range(60):
+        for d in world.plan("train", i).descriptions.values():
+            for _ in range(3):
+                text = scenes.caption(d, rng)
+                assert set(text.replace(",", " ,").split()) <= vocab, text
+                for e in d.entities:
+                    assert e.phrase() in text
+                longest = max(longest, len(tok.encode(text)) + 2)
+    assert longest <= tok.context_length
+
+
+def test_twin_free_batches_cover_each_family_once_per_pass() -> None:
+    pytest.importorskip("torch")
+    from benchmarks.synthetic import train
+
+    world = scenes.World(WORLD)
+    ds = train.TwinFreeBatches(WORLD, families=24, batch_size=8, seed=0, start=0)
+    seen: Counter = Counter()
+    for step in range(4 * 3):  # one epoch: 4 passes of 3 batches
+        batch = ds.members(world, step)
+        families = [f for f, *_ in batch]
+        assert len(set(families)) == len(families)  # no scene meets its twin
+        seen.update((f, m) for f, m, *_ in batch)
+    assert len(seen) == 24 * 4 and set(seen.values()) == {1}  # every member once
+
+
+def test_completed_vocabulary_keeps_the_trained_likelihoods() -> None:
+    torch = pytest.importorskip("torch")
+    import open_clip
+
+    from benchmarks.synthetic import train
+
+    torch.manual_seed(0)
+    model = train.create_model().eval()
+    tok = open_clip.get_tokenizer(train.MODEL)
+    vocab = train.WorldVocabulary.build(tok, model.text_decoder.text_projection.shape[1])
+    head = torch.randn(model.text_decoder.width, len(vocab.ids))
+    with torch.no_grad():
+        model.text_decoder.ln_final.bias.normal_(0, 0.3)
+        x = torch.randn(3, 3, 64, 64)
+        ids = tok(["a small red circle left of a large blue square", "two green crosses", "a"])
+        _, image_tokens = model._encode_image(x)
+        _, token_embs = model._encode_text(ids)
+        ll_world, _ = train.caption_loglik(model, head, vocab, image_tokens, token_embs, ids)
+        train.complete_vocabulary(model, head, vocab)
+        out = model(x, ids)  # open_clip's own forward, full vocabulary
+        logp = out["logits"].log_softmax(-1)
+        mask = out["labels"] != 0
+        ll_full = (logp.gather(-1, out["labels"][..., None])[..., 0] * mask).sum(1)
+    assert torch.allclose(ll_world, ll_full, rtol=1e-5, atol=1e-4)
+
+
+def test_training_loop_lowers_the_loss(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from benchmarks.synthetic import train
+
+    recipe = train.Recipe(
+        steps=14,
+        batch_size=8,
+        lr=2e-3,
+        warmup=2,
+        train_families=64,
+        world=WORLD,
+        monitor_every=14,
+        monitor_families=4,
+        checkpoint_every=10**9,
+        workers=0,
+    )
+    summary = train.train(recipe, tmp_path)
+    losses = summary["loss_trace"]
+    assert len(losses) == 14
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.5, losses
+    assert (tmp_path / train.MODEL_FILE).is_file()
+    assert summary["history"][-1]["step"] == 14
+    # Asking for more steps continues from the saved state.
+    longer = train.train(dataclasses.replace(recipe, steps=16), tmp_path, resume=True)
+    assert longer["steps_run"] == 2 and longer["history"][-1]["step"] == 16
+
+
+def test_rerank_and_recall_count_any_matching_scene() -> None:
+    pytest.importorskip("onnxruntime")
+    from benchmarks.synthetic import evaluate
+
+    # Two queries over six images; fast order 0..5 for both.
+    fast = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4]] * 2)
+    hbar = np.array([[-3.0, -2.0, -0.5, -1.0, -0.1, -4.0]] * 2)
+    enc = evaluate.Encoded(
+        embeddings=np.zeros((6, 2)),
+        tokens=np.zeros((6, 1, 1)),
+        queries=np.zeros((2, 2)),
+        fast=fast,
+        top=np.tile(np.arange(6), (2, 1)),
+        hbar_top=hbar,
+        image_ms=0.0,
+        tokens_ms=0.0,
+    )
+    qs = np.arange(2)
+    assert evaluate.rerank_top10(enc, qs, 3, 0.0)[0].tolist() == [0, 1, 2, 3, 4, 5]
+    # Only the top 3 are re-ordered by h̄ when β is large; the rest keep the fast order.
+    assert evaluate.rerank_top10(enc, qs, 3, 100.0)[0].tolist() == [2, 1, 0, 3, 4, 5]
+    assert evaluate.rerank_top10(enc, qs, 5, 100.0)[0].tolist() == [4, 2, 3, 1, 0, 5]
+    relevant = [np.array([4]), np.array([5, 1])]  # query 1: two matching scenes
+    r = evaluate.recall(evaluate.rerank_top10(enc, qs, 5, 100.0), relevant, qs)
+    assert r["R@1"] == 50.0 and r["R@5"] == 100.0 and r["R@10"] == 100.0
