@@ -298,9 +298,10 @@ class Library:
         pack = self.pack
         parts = list(self.catalog.vectors(pack.id, pack.embedding_dim))
         if parts:
-            all_ids = np.concatenate([p[0] for p in parts])
-            vecs = np.concatenate([p[1] for p in parts]).astype(np.float32)
-            return VectorIndex.build(all_ids, vecs)
+            # float16 as stored: build() converts in chunks, never a full float32 copy
+            return VectorIndex.build(
+                np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            )
         return VectorIndex.create(pack.embedding_dim)
 
     def _save(self, index: VectorIndex) -> None:
