@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", type=Path, help="load weights from this file instead")
     p.add_argument(
+        "--correct-cls-mask",
+        action="store_true",
+        help="CoCa trained with open_clip's corrected text padding mask (our own training does)",
+    )
+    p.add_argument(
         "--reranker",
         default="none",
         help="NAME:TAG of a CoCa model to score the top K (TAG may be 'none'), 'self' when "
@@ -63,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 model=args.model,
                 pretrained=None if args.pretrained == "none" else args.pretrained,
                 checkpoint=args.checkpoint,
+                correct_cls_mask=args.correct_cls_mask,
             ),
             args.out,
             reranker=parse_reranker(args.reranker),

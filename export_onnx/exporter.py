@@ -159,6 +159,9 @@ class Source:
     model: str
     pretrained: str | None  # open_clip tag, or None for random weights
     checkpoint: Path | None = None
+    # open_clip 3.3.0 keeps CoCa's legacy (off-by-one) text padding mask unless told; weights
+    # trained with the correct mask must be exported with it too.
+    correct_cls_mask: bool = False
     checkpoint_sha256: str | None = field(default=None, init=False)
 
     def describe(self) -> dict[str, Any]:
@@ -168,6 +171,7 @@ class Source:
             "model": self.model,
             "pretrained": self.pretrained or "none",
             "checkpoint_sha256": self.checkpoint_sha256,
+            "correct_cls_mask": self.correct_cls_mask,
         }
 
 
@@ -213,6 +217,10 @@ def create_model(source: Source, *, seed: int = 0) -> tuple[nn.Module, dict[str,
             # open_clip 3.3.0 leaves this projection as torch.empty: garbage, sometimes NaN.
             width = model.text_decoder.width
             nn.init.normal_(model.text_decoder.text_projection, std=width**-0.5)
+    if source.correct_cls_mask:
+        if not isinstance(model, CoCa):
+            raise PackError(f"--correct-cls-mask applies to CoCa models, not {source.model}")
+        model.text.correct_cls_mask = True
     model.eval()
     _reparameterize(model)
     cfg = dict(open_clip.get_model_preprocess_cfg(model))

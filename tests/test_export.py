@@ -208,3 +208,21 @@ def test_real_architecture_parity(
     _assert_dual_encoder_parity(out, model_name)
     if reranker == "self":
         assert m["parity"]["reranker"]["loglik_max_rel_err"] <= exporter.MAX_LOGLIK_REL_ERR
+
+
+def test_correct_cls_mask_is_applied_and_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "coca-fixed-mask"
+    source = exporter.Source("photosearch-tiny-coca", None, correct_cls_mask=True)
+    m = exporter.export_pack(source, out)
+    assert m["source"]["correct_cls_mask"] is True
+    coca = _reference_model("photosearch-tiny-coca")
+    coca.text.correct_cls_mask = True
+    tok = open_clip.get_tokenizer("photosearch-tiny-coca")
+    with torch.no_grad():
+        ref = torch.nn.functional.normalize(coca.encode_text(tok(FRESH_TEXTS)), dim=-1).numpy()
+    got = TextEncoder(modelpack.load(out), device="cpu").encode(FRESH_TEXTS)
+    assert _cos(got, ref).min() >= 0.9999
+    with pytest.raises(modelpack.PackError, match="applies to CoCa models"):
+        exporter.export_pack(
+            exporter.Source("photosearch-tiny-clip", None, correct_cls_mask=True), tmp_path / "x"
+        )

@@ -7,8 +7,7 @@ with the model as it was trained (same embeddings, same log-likelihoods).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.coca_model import CoCa
 
 from benchmarks.synthetic import scenes, train
 from photosearch import imaging, modelpack
@@ -27,30 +25,6 @@ from photosearch.rerank import CrossAttentionScorer
 
 MIN_COSINE = 0.9999
 MAX_LOGLIK_REL_ERR = 1e-3
-
-
-@contextlib.contextmanager
-def correct_cls_mask() -> Iterator[None]:
-    """Have the exporter build CoCa models with the padding mask they were trained with.
-
-    open_clip 3.3.0 keeps a legacy CLS padding mask unless ``model.text.correct_cls_mask`` is
-    set; the flag is in neither the config nor the state dict, and ``exporter.create_model``
-    does not set it, so a pack exported plainly would embed texts differently from training
-    (the decoder's token features are unaffected; the pooled text embedding is not).
-    """
-    original = exporter.create_model
-
-    def create(source: exporter.Source, *, seed: int = 0) -> tuple[Any, dict[str, Any]]:
-        model, cfg = original(source, seed=seed)
-        if isinstance(model, CoCa):
-            model.text.correct_cls_mask = True
-        return model, cfg
-
-    exporter.create_model = create
-    try:
-        yield
-    finally:
-        exporter.create_model = original
 
 
 def export(
@@ -64,18 +38,22 @@ def export(
 ) -> dict[str, Any]:
     """Export ``checkpoint`` (dual encoder) with a reranker from ``reranker_checkpoint`` (default:
     the same model's own decoder); then check the pack against the training models."""
-    source = exporter.Source(model, None, checkpoint=Path(checkpoint))
+    # Our training sets the corrected padding mask; the pack must embed texts the same way.
+    source = exporter.Source(model, None, checkpoint=Path(checkpoint), correct_cls_mask=True)
     same = (
         reranker_checkpoint is None
         or Path(reranker_checkpoint).resolve() == Path(checkpoint).resolve()
     )
     reranker: exporter.Source | str = (
-        "self" if same else exporter.Source(model, None, checkpoint=Path(reranker_checkpoint))
-    )
-    with correct_cls_mask():
-        manifest = exporter.export_pack(
-            source, out, reranker=reranker, name=name, overwrite=True, progress=progress
+        "self"
+        if same
+        else exporter.Source(
+            model, None, checkpoint=Path(reranker_checkpoint), correct_cls_mask=True
         )
+    )
+    manifest = exporter.export_pack(
+        source, out, reranker=reranker, name=name, overwrite=True, progress=progress
+    )
     check_against_training(out, checkpoint, reranker_checkpoint or checkpoint, model=model)
     return manifest
 
