@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "baseline": fp32.manifest["image"]["precision"],
             "pipeline": int8.manifest["image"]["precision"],
         },
-        "int8_parity": int8.manifest["parity"]["image_encoder"].get("int8"),
+        "int8_parity": int8.manifest.get("parity", {}).get("image_encoder", {}).get("int8"),
         "providers": enc8.providers,
         "images_per_s": {
             "baseline": rate(t_base),
