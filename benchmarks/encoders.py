@@ -1,7 +1,8 @@
 """Encoder speed on this machine: torch fp32 vs ONNX Runtime fp32 vs ONNX Runtime int8.
 
 For each real architecture (random weights, ``exporter.Source(name, None)``) this measures the
-image encoder (images/s) and the text encoder (texts/s) three ways, in one run:
+image encoder (images/s), the text encoder (texts/s on a batch of typical queries, and the
+latency of one query) three ways, in one run:
 
 - torch fp32: the open_clip model in eval mode under ``torch.inference_mode()``, wrapped exactly
   as the exporter wraps it (L2-normalised output), ``torch.set_num_threads`` = ORT's threads;
@@ -18,8 +19,9 @@ cross-attention reranker is measured as well: image-token extraction (images/s) 
 query against K candidate image-token sets (candidates/s), ``photosearch.rerank`` vs torch.
 
 Backends are timed round-robin (one repetition of each in turn) after a warm-up, so drift on a
-shared machine hits them alike; the median of the repetitions is reported. Packs are exported
-once into a cache folder and reused while ``modelpack.load`` accepts them.
+shared machine hits them alike; the median of the repetitions is reported, with how much CPU
+other processes took meanwhile. Packs are exported once into a cache folder and reused while
+``modelpack.load`` accepts them and the exporter's source is unchanged.
 
     python benchmarks/encoders.py [--quick] [--models NAME ...] [--out DIR] [--cache DIR]
 """
@@ -55,18 +57,37 @@ from photosearch.rerank import CrossAttentionScorer
 MODELS = ("ViT-B-32-256", "MobileCLIP-S2", "coca_ViT-B-32")
 IMAGE_BATCH = 16
 RERANK_K = 50
-RERANK_QUERY = "a red car left of a white house"
+QUERY = "a red car left of a white house"  # one search: text latency, reranker scoring
 BASELINE = "torch fp32"
+# Idle time before each timed call. A backend's idle threads keep spinning for a while after a
+# call (ONNX Runtime's intra-op pool, torch's OpenMP) and would take cores from the next one:
+# back to back on 2 cores, one-query latencies moved by up to 2x with the order of backends.
+SETTLE_S = 0.2
 INFO = ".benchmark.json"  # hidden, so pack verification ignores it
 MB = 1e6
 
-# The export gate's texts first (odd scripts, emoji, an over-long one), then ordinary queries.
-TEXTS = exporter.PARITY_TEXTS + [
+# Timed: queries as people type them (a dynamic-length text graph runs only up to the longest).
+TEXTS = [
     f"{subject} {place}"
     for subject in ("a black cat", "children playing", "an old bicycle", "a bowl of ramen")
     for place in ("in the snow", "on a wooden table", "at the harbour", "under a tree", "at night")
+] + [
+    QUERY,
+    "dog",
+    "sunset",
+    "my dog on the beach at sunset",
+    "two people walking in the rain with umbrellas",
+    "a blue square above a small green circle",
+    "birthday party",
+    "receipt",
+    "grandma's kitchen at christmas, everyone laughing around the table",
+    "a screenshot of a spreadsheet with a bar chart",
+    "the view from the top of the mountain after the long hike, clouds below us",
+    "IMG_2041.jpg",
 ]
 TEXT_BATCH = len(TEXTS)  # 32
+# Cosines also cover the export gate's texts (odd scripts, emoji, one past the context length).
+COSINE_TEXTS = exporter.PARITY_TEXTS + TEXTS
 
 
 def say(msg: str) -> None:
@@ -104,13 +125,14 @@ class Timing:
 def time_round_robin(
     calls: dict[str, Callable[[], object]], items: int, *, warmup: int, reps: int
 ) -> dict[str, Timing]:
-    """Warm every call up, then time them in turn, ``reps`` rounds."""
+    """Warm every call up, then time them in turn, ``reps`` rounds, each after a short idle."""
     for _ in range(warmup):
         for fn in calls.values():
             fn()
     seconds: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(reps):
         for name, fn in calls.items():
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             fn()
             seconds[name].append(time.perf_counter() - t0)
@@ -179,6 +201,11 @@ def _graph_sizes(pack: modelpack.ModelPack, names: Sequence[str]) -> dict[str, f
     return {name: pack.manifest["files"][name]["size"] / MB for name in names}
 
 
+def _exporter_sha256() -> str:
+    """Packs and int8 graphs in the cache are stale once the exporter's code changes."""
+    return modelpack.sha256_file(Path(exporter.__file__))
+
+
 def ensure_fp32_pack(name: str, cache: Path) -> tuple[modelpack.ModelPack, dict[str, Any]]:
     """The fp32 pack of ``name`` (with its own reranker if it is a CoCa), exported if needed."""
     path = cache / name
@@ -188,7 +215,8 @@ def ensure_fp32_pack(name: str, cache: Path) -> tuple[modelpack.ModelPack, dict[
         info = _read_info(path)
         src = pack.manifest["source"]
         if (
-            src["model"] == name
+            info["exporter_sha256"] == _exporter_sha256()
+            and src["model"] == name
             and src["pretrained"] == "none"
             and src["library_version"] == open_clip.__version__
             and (pack.reranker is not None) == wants_reranker
@@ -207,6 +235,7 @@ def ensure_fp32_pack(name: str, cache: Path) -> tuple[modelpack.ModelPack, dict[
         progress=lambda msg: say(f"{name}: {msg}"),
     )
     info = {
+        "exporter_sha256": _exporter_sha256(),
         "export_s": time.perf_counter() - t0,
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -224,7 +253,7 @@ def ensure_int8_pack(
     try:
         pack = modelpack.load(path)
         info = _read_info(path)
-        if info["int8_of"] == origin:
+        if info["int8_of"] == origin and info["exporter_sha256"] == _exporter_sha256():
             say(f"{fp32.name}: reusing the int8 pack in {path}")
             return pack, {**info, "reused": True}
     except (PackError, OSError, ValueError, KeyError):
@@ -241,7 +270,11 @@ def ensure_int8_pack(
         for g in graphs:
             exporter.quantize_int8(fp32.path / g, staging / g)
         modelpack.finalize_manifest(staging, manifest)
-    info = {"quantize_s": time.perf_counter() - t0, "int8_of": origin}
+    info = {
+        "exporter_sha256": _exporter_sha256(),
+        "quantize_s": time.perf_counter() - t0,
+        "int8_of": origin,
+    }
     _write_info(path, info)
     return modelpack.load(path), {**info, "reused": False}
 
@@ -271,35 +304,46 @@ def bench_encoders(
         with torch.inference_mode():
             return image_torch(torch.from_numpy(pixels)).numpy()
 
-    def torch_text() -> np.ndarray:
+    def torch_text(texts: list[str]) -> np.ndarray:
         with torch.inference_mode():
-            return text_torch(oc_tokenizer(TEXTS)).numpy()
+            return text_torch(oc_tokenizer(texts)).numpy()
 
-    image_calls: dict[str, Callable[[], np.ndarray]] = {BASELINE: torch_image}
-    text_calls: dict[str, Callable[[], np.ndarray]] = {BASELINE: torch_text}
+    encode_image: dict[str, Callable[[], np.ndarray]] = {BASELINE: torch_image}
+    encode_text: dict[str, Callable[[list[str]], np.ndarray]] = {BASELINE: torch_text}
     providers: dict[str, list[str]] = {BASELINE: ["torch CPU"]}
     text_encoders: dict[str, TextEncoder] = {}
     for backend, pack in packs.items():
         img = ImageEncoder(pack, device="cpu", threads=threads, batch_size=IMAGE_BATCH)
         txt = TextEncoder(pack, device="cpu", threads=threads, batch_size=TEXT_BATCH)
-        image_calls[backend] = lambda img=img: img.encode(pixels)
-        text_calls[backend] = lambda txt=txt: txt.encode(TEXTS)
+        encode_image[backend] = lambda img=img: img.encode(pixels)
+        encode_text[backend] = txt.encode
         providers[backend] = sorted(set(img.providers) | set(txt.providers))
         text_encoders[backend] = txt
 
-    ref_image, ref_text = torch_image(), torch_text()
+    ref_image, ref_text = torch_image(), torch_text(COSINE_TEXTS)
     cosines = {
         backend: {
-            "image": min_cosine(image_calls[backend](), ref_image),
-            "text": min_cosine(text_calls[backend](), ref_text),
+            "image": min_cosine(encode_image[backend](), ref_image),
+            "text": min_cosine(encode_text[backend](COSINE_TEXTS), ref_text),
         }
         for backend in packs
     }
     with CpuWatch() as watch:
         say(f"{name}: timing image encoders ({IMAGE_BATCH} images per call)")
-        images = time_round_robin(image_calls, IMAGE_BATCH, warmup=warmup, reps=reps)
-        say(f"{name}: timing text encoders ({TEXT_BATCH} texts per call, tokenisation included)")
-        texts = time_round_robin(text_calls, TEXT_BATCH, warmup=warmup, reps=reps)
+        images = time_round_robin(encode_image, IMAGE_BATCH, warmup=warmup, reps=reps)
+        say(f"{name}: timing text encoders ({TEXT_BATCH} texts per call, and one query)")
+        texts = time_round_robin(
+            {b: lambda f=f: f(TEXTS) for b, f in encode_text.items()},
+            TEXT_BATCH,
+            warmup=warmup,
+            reps=reps,
+        )
+        query = time_round_robin(
+            {b: lambda f=f: f([QUERY]) for b, f in encode_text.items()},
+            1,
+            warmup=warmup,
+            reps=reps,
+        )
         tokenisers = time_round_robin(
             {
                 "open_clip": lambda: oc_tokenizer(TEXTS),
@@ -316,11 +360,13 @@ def bench_encoders(
                 "providers": providers[backend],
                 "image": images[backend].to_json(),
                 "text": texts[backend].to_json(),
+                "query": query[backend].to_json(),
                 "image_x_torch": images[backend].rate / images[BASELINE].rate,
                 "text_x_torch": texts[backend].rate / texts[BASELINE].rate,
+                "query_x_torch": query[backend].rate / query[BASELINE].rate,
                 **({"min_cosine_vs_torch": cosines[backend]} if backend in cosines else {}),
             }
-            for backend in image_calls
+            for backend in encode_image
         },
         "tokenisation_only": {k: t.to_json() for k, t in tokenisers.items()},
     }
@@ -354,7 +400,7 @@ def bench_reranker(
 
     def torch_score() -> np.ndarray:
         """The runtime's computation: trimmed query ids, candidates in the scorer's batches."""
-        ids = oc_tokenizer([RERANK_QUERY])
+        ids = oc_tokenizer([QUERY])
         ids = ids[:, : int(torch.nonzero(ids[0] != scorer.pad_id)[-1]) + 1]
         tokens = torch.from_numpy(candidates)
         with torch.inference_mode():
@@ -366,7 +412,7 @@ def bench_reranker(
             ).numpy()
 
     def ort_score() -> np.ndarray:
-        return scorer.score(RERANK_QUERY, candidates)[0]
+        return scorer.score(QUERY, candidates)[0]
 
     ll_torch, ll_ort = torch_score(), ort_score()
     rel_err = float((np.abs(ll_ort - ll_torch) / np.abs(ll_torch)).max())
@@ -388,7 +434,7 @@ def bench_reranker(
             "image": scorer.image_session.get_providers(),
             "scorer": scorer.scorer_session.get_providers(),
         },
-        "query": RERANK_QUERY,
+        "query": QUERY,
         "k": RERANK_K,
         "batch_size": scorer.batch_size,
         "tokens": spec.tokens,
@@ -418,6 +464,7 @@ def bench_architecture(
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
             "image_size": list(fp32.image.size),
             "context_length": fp32.context_length,
+            "text_dynamic_length": bool(fp32.manifest["text"].get("dynamic_length", False)),
             "fp32_mb": _graph_sizes(fp32, graphs),
             "int8_mb": _graph_sizes(int8, graphs),
         },
@@ -530,12 +577,17 @@ def render_markdown(results: dict[str, Any]) -> str:
         "with a recomputed manifest; it is measured even where the export's parity gate "
         f"(min cosine ≥ {exporter.MIN_COSINE['int8']}) would reject it.",
         "",
-        f"Batches: {s['image_batch']} images, {s['text_batch']} texts per call. Text timings "
-        "include tokenisation (open_clip's tokenizer for torch, the pack's for ORT). "
+        f"Batches: {s['image_batch']} images, {s['text_batch']} typical queries per call; "
+        f"“one query” is the latency of encoding “{s['query']}” alone, as a search does. Text "
+        "timings include tokenisation (open_clip's tokenizer for torch, the pack's for ORT). "
+        "torch runs open_clip's fixed context (77 ids); where the pack's text graph has a "
+        "dynamic length, `TextEncoder` runs it only up to the longest query of the call. "
         f"Each figure is the median of {s['reps']} repetitions after {s['warmup']} warm-up "
-        "call(s); backends are timed round-robin. `× torch` is throughput relative to torch "
-        "fp32 in the same run. Min cosine is against torch fp32 on the benchmark batch "
-        "(which holds the export gate's inputs); ✗ marks a value below the int8 gate. "
+        "call(s); backends are timed round-robin, each call after "
+        f"{s['settle_s']} s idle (so no backend's spinning threads slow the next). "
+        "`× torch` is throughput relative to torch fp32 in the same run. Min cosine is "
+        "against torch fp32 on the benchmark's images and texts plus the export gate's texts; "
+        "✗ marks a value below the int8 gate. "
         "MB = 10⁶ bytes. On this shared machine absolute rates can drift (up to ~2× for a "
         "minute or more, seen while developing this script); the ratios, taken round-robin "
         "within one table, are the robust figures. `encoders.json` holds every repetition.",
@@ -560,11 +612,14 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"## {name}",
             "",
             f"{p['params_m']:.1f} M parameters, image {p['image_size'][0]}×{p['image_size'][1]}, "
-            f"context {p['context_length']}; {export}.",
+            f"context {p['context_length']}, text graph "
+            + ("with a dynamic length" if p["text_dynamic_length"] else "of fixed length")
+            + f"; {export}.",
             "",
             "| backend | image encoder (images/s) | × torch | text encoder (texts/s) | × torch "
-            "| min cosine vs torch (image / text) | graphs on disk (image + text, MB) |",
-            "|---|--:|--:|--:|--:|--:|--:|",
+            "| one query (ms) | × torch | min cosine vs torch (image / text) "
+            "| graphs on disk (image + text, MB) |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         disk = {"ORT fp32": p["fp32_mb"], "ORT int8": p["int8_mb"]}
         for backend, b in a["backends"].items():
@@ -576,6 +631,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"{b['image_x_torch']:.2f}×",
                 _fmt_rate(b["text"]),
                 f"{b['text_x_torch']:.2f}×",
+                f"{b['query']['median_s'] * 1e3:.0f}",
+                f"{b['query_x_torch']:.2f}×",
                 f"{_fmt_cos(cos['image'])} / {_fmt_cos(cos['text'])}" if cos else "–",
                 f"{mb[modelpack.IMAGE_ENCODER]:.1f} + {mb[modelpack.TEXT_ENCODER]:.1f}"
                 if mb
@@ -583,7 +640,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         tok = a["tokenisation_only"]
-        timings = [b[k] for b in a["backends"].values() for k in ("image", "text")]
+        timings = [b[k] for b in a["backends"].values() for k in ("image", "text", "query")]
         lines += [
             "",
             f"Tokenisation alone ({s['text_batch']} texts): open_clip "
@@ -647,7 +704,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "reps": reps,
             "image_batch": IMAGE_BATCH,
             "text_batch": TEXT_BATCH,
+            "settle_s": SETTLE_S,
             "rerank_k": RERANK_K,
+            "query": QUERY,
             "texts": TEXTS,
         },
         "architectures": {},
