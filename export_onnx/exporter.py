@@ -27,6 +27,7 @@ from open_clip.transformer import text_global_pool
 from torch import nn
 
 from photosearch import modelpack
+from photosearch.encoders import trim_padding
 from photosearch.errors import PackError
 from photosearch.export_onnx.tokenizer_export import write_tokenizer
 
@@ -448,7 +449,7 @@ def _export_trimmed_text(
     with torch.no_grad():
         reference = TextEmbedding(model).eval()(torch.from_numpy(ids)).numpy()
     fp32 = work / f"{dest.stem}.trim.fp32.onnx"
-    sample = _trim(ids[:2], 0)
+    sample = trim_padding(ids[:2], 0)
     try:
         _export(
             TrimmedTextEmbedding(model).eval(),
@@ -466,11 +467,11 @@ def _export_trimmed_text(
     def gate(path: Path, precision: str) -> dict[str, float]:
         # One query at a time, each cut after its own end token, plus the full batch cut once.
         outs = [
-            _cpu_session(path).run(["embedding"], {"input_ids": _trim(ids[i : i + 1], 0)})[0]
+            _cpu_session(path).run(["embedding"], {"input_ids": trim_padding(ids[i : i + 1], 0)})[0]
             for i in range(len(ids))
         ]
         rows = np.concatenate(outs)
-        batch = _cpu_session(path).run(["embedding"], {"input_ids": _trim(ids, 0)})[0]
+        batch = _cpu_session(path).run(["embedding"], {"input_ids": trim_padding(ids, 0)})[0]
         cos = np.minimum(_cosines(rows, reference), _cosines(batch, reference))
         figures = {
             "min_cosine": float(cos.min()),
@@ -501,12 +502,6 @@ def _export_trimmed_text(
     shutil.move(str(chosen), dest)
     result["dynamic_length"] = True
     return result
-
-
-def _trim(ids: np.ndarray, pad_id: int) -> np.ndarray:
-    """Cut trailing padding columns shared by every row (what the runtime does per batch)."""
-    used = np.nonzero((ids != pad_id).any(axis=0))[0]
-    return ids[:, : int(used[-1]) + 1] if len(used) else ids[:, :2]
 
 
 def _export_reranker(
@@ -570,7 +565,7 @@ def _export_reranker(
     worst = 0.0
     for i in range(len(PARITY_TEXTS)):
         # One query broadcast over all images, trimmed like the runtime trims it.
-        q = _trim(ids_full[i : i + 1], coca.pad_id)
+        q = trim_padding(ids_full[i : i + 1], coca.pad_id)
         ll, cnt = sess.run(None, {"image_tokens": tokens_ort, "input_ids": q})
         rel = np.abs(ll - ll_ref[i]) / np.maximum(np.abs(ll_ref[i]), 1e-6)
         worst = max(worst, float(rel.max()))

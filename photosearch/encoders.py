@@ -170,14 +170,27 @@ class _Encoder:
         return device_name(self.providers)
 
     def _run_batches(self, name: str, x: np.ndarray) -> Vector:
-        outs = []
-        for start in range(0, len(x), self.batch_size):
-            try:
-                (out,) = self.session.run(["embedding"], {name: x[start : start + self.batch_size]})
-            except Exception as e:
-                raise EncoderError(f"{self.path.name} failed on a batch: {e}") from e
-            outs.append(out)
-        return np.concatenate(outs, axis=0).astype(np.float32, copy=False)
+        out = run_in_batches(self.session, self.path.name, "embedding", name, x, self.batch_size)
+        return out.astype(np.float32, copy=False)
+
+
+def run_in_batches(
+    session: ort.InferenceSession,
+    label: str,
+    output: str,
+    input_name: str,
+    x: np.ndarray,
+    batch_size: int,
+) -> np.ndarray:
+    """Run one graph over ``x`` in slices of ``batch_size``; ``x`` must not be empty."""
+    outs = []
+    for start in range(0, len(x), batch_size):
+        try:
+            (out,) = session.run([output], {input_name: x[start : start + batch_size]})
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            raise EncoderError(f"{label} failed on a batch: {e}") from e
+        outs.append(out)
+    return np.concatenate(outs, axis=0)
 
 
 class ImageEncoder(_Encoder):
@@ -257,7 +270,7 @@ class TextEncoder(_Encoder):
         if self.dynamic_length:
             outs = [
                 self._run_batches(
-                    "input_ids", _trim_padding(ids[i : i + self.batch_size], self.pad_id)
+                    "input_ids", trim_padding(ids[i : i + self.batch_size], self.pad_id)
                 )
                 for i in range(0, len(ids), self.batch_size)
             ]
@@ -265,8 +278,9 @@ class TextEncoder(_Encoder):
         return self._run_batches("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
 
 
-def _trim_padding(ids: NDArray[np.int64], pad_id: int) -> NDArray[np.int64]:
-    """Drop the padding columns after the longest query of the batch."""
+def trim_padding(ids: NDArray[np.int64], pad_id: int) -> NDArray[np.int64]:
+    """Drop the padding columns after the longest query of the batch (for graphs that take
+    any length: causal text towers and the reranker's scorer)."""
     used = np.nonzero((ids != pad_id).any(axis=0))[0]
     end = int(used[-1]) + 1 if len(used) else 1
     return np.ascontiguousarray(ids[:, :end], dtype=np.int64)

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 from numpy.typing import NDArray
 
-from photosearch.encoders import create_session, device_name
+from photosearch.encoders import create_session, device_name, run_in_batches, trim_padding
 from photosearch.errors import EncoderError, PackError
 from photosearch.modelpack import ModelPack
 from photosearch.tokenizer import Tokenizer
@@ -63,24 +63,20 @@ class CrossAttentionScorer:
         h, w = self.spec.image.size
         if pixels.ndim != 4 or pixels.shape[1:] != (3, h, w):
             raise ValueError(f"pixels must have shape (N, 3, {h}, {w}), got {pixels.shape}")
-        outs = []
-        for start in range(0, len(pixels), self.batch_size):
-            try:
-                (t,) = self.image_session.run(
-                    ["image_tokens"], {"pixels": pixels[start : start + self.batch_size]}
-                )
-            except Exception as e:
-                raise EncoderError(f"{self.spec.image_file} failed on a batch: {e}") from e
-            outs.append(t)
-        if not outs:
+        if len(pixels) == 0:
             return np.zeros((0, self.spec.tokens, self.spec.token_dim), np.float32)
-        return np.concatenate(outs)
+        return run_in_batches(
+            self.image_session,
+            self.spec.image_file,
+            "image_tokens",
+            "pixels",
+            pixels,
+            self.batch_size,
+        )
 
     def query_ids(self, text: str) -> NDArray[np.int64]:
         """One query's ids, [1, length], cut after its end token (the graph allows any length)."""
-        ids = self.tokenizer([text])
-        used = np.nonzero(ids[0] != self.pad_id)[0]
-        return ids[:, : int(used[-1]) + 1]
+        return trim_padding(self.tokenizer([text]), self.pad_id)
 
     def score(
         self, text: str, tokens: ImageTokens
