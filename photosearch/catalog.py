@@ -28,7 +28,7 @@ from photosearch.errors import PhotosearchError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class CatalogError(PhotosearchError):
@@ -68,6 +68,66 @@ class PhotoRecord:
     mtime_ns: int
     content_hash: str | None
     state: str
+
+
+@dataclass(frozen=True)
+class PhotoDetails:
+    """What a search result shows of a photo."""
+
+    id: int
+    path: Path
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    taken: str | None  # ISO 8601 from EXIF, local time as the camera wrote it
+    online: bool  # False while its folder is offline (unplugged drive, unmounted share)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which photos a search may return; None (or empty) means no restriction.
+
+    ``after``/``before`` are ISO date prefixes ("2019", "2019-05", "2019-05-03"): ``after``
+    keeps photos taken on or after its start, ``before`` those taken before its start (so
+    ``before="2020"`` ends with 2019). The date is the EXIF date taken, else the file's
+    modification time (local). ``formats`` are Pillow format names ("JPEG", "PNG", "HEIF").
+    ``folder`` is any folder: photos at any depth under it pass.
+    """
+
+    folder: Path | None = None
+    after: str | None = None
+    before: str | None = None
+    formats: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.folder or self.after or self.before or self.formats)
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """A WHERE fragment over ``photos p`` and its parameters ("1" when unrestricted)."""
+        where, params = [], []
+        if self.folder is not None:
+            prefix = fs_bytes(self.folder).rstrip(b"/") or b"/"
+            # Byte ranges use the path's unique index: everything that starts with "prefix/".
+            lo = prefix if prefix.endswith(b"/") else prefix + b"/"
+            where.append("(p.path = ? OR (p.path >= ? AND p.path < ?))")
+            params += [prefix, lo, lo[:-1] + bytes([lo[-1] + 1])]
+        date = (
+            "COALESCE(p.taken, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1000000000, "
+            "'unixepoch', 'localtime'))"
+        )
+        if self.after:
+            where.append(f"{date} >= ?")
+            params.append(self.after)
+        if self.before:
+            where.append(f"{date} < ?")
+            params.append(self.before)
+        if self.formats:
+            where.append(f"p.format IN ({','.join('?' * len(self.formats))})")
+            params += [f.upper() for f in self.formats]
+        return (" AND ".join(where) or "1"), params
 
 
 @dataclass(frozen=True)
@@ -175,7 +235,54 @@ def _migrate_0_to_1(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO counters VALUES ('vectors', 0)")
 
 
-MIGRATIONS = [_migrate_0_to_1]
+def name_text(path: bytes, folder: bytes | None) -> str:
+    """What the name search sees of a photo: its folder's own name and its path inside it.
+
+    ``/home/ana/Pictures/Paris 2019/day 2/IMG_2041.jpg`` in the library folder
+    ``/home/ana/Pictures`` reads ``Pictures/Paris 2019/day 2/IMG_2041.jpg``: a query for "paris
+    2019" or "IMG_2041" finds it, and "home" or "ana" (in every path) finds nothing. Names that
+    are not valid UTF-8 are matched on what they decode to.
+    """
+    p = bytes(path)
+    if folder is not None:
+        f = bytes(folder).rstrip(b"/\\")
+        if p.startswith(f) and p[len(f) : len(f) + 1] in (b"/", b"\\"):
+            p = os.path.basename(f) + p[len(f) :]
+    return p.decode("utf-8", "replace")
+
+
+# SQLite calls this (registered on every connection) from the triggers that keep the name
+# index in step with the photos table, inside the same transaction.
+_NAME_SQL = "photosearch_name(new.path, (SELECT path FROM folders WHERE id = new.folder_id))"
+
+
+def _migrate_1_to_2(db: sqlite_utils.Database) -> None:
+    # File and folder names, searchable by word: FTS5 (porter stemming, accents folded), kept
+    # in step with ``photos`` by triggers so that no code path can forget it.
+    db.execute(
+        "CREATE VIRTUAL TABLE names USING fts5(name, "
+        "tokenize = 'porter unicode61 remove_diacritics 2')"
+    )
+    db.execute(
+        f"CREATE TRIGGER photos_names_insert AFTER INSERT ON photos BEGIN "
+        f"INSERT INTO names(rowid, name) VALUES (new.id, {_NAME_SQL}); END"
+    )
+    db.execute(
+        f"CREATE TRIGGER photos_names_update AFTER UPDATE OF path, folder_id ON photos BEGIN "
+        f"DELETE FROM names WHERE rowid = old.id; "
+        f"INSERT INTO names(rowid, name) VALUES (new.id, {_NAME_SQL}); END"
+    )
+    db.execute(
+        "CREATE TRIGGER photos_names_delete AFTER DELETE ON photos BEGIN "
+        "DELETE FROM names WHERE rowid = old.id; END"
+    )
+    db.execute(
+        "INSERT INTO names(rowid, name) SELECT p.id, photosearch_name(p.path, f.path) "
+        "FROM photos p LEFT JOIN folders f ON f.id = p.folder_id"
+    )
+
+
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -197,6 +304,7 @@ class Catalog:
             # FULL: a committed batch survives even a power cut, not only a killed process.
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            conn.create_function("photosearch_name", 2, name_text, deterministic=True)
             self._lock = threading.RLock()
             self._migrate()
         except BaseException as e:
@@ -549,6 +657,53 @@ class Catalog:
             )
             out.update((r[0], fs_path(r[1])) for r in rows)
         return out
+
+    def details(self, ids: Sequence[int]) -> dict[int, PhotoDetails]:
+        """Result details of these photos (ids no longer in the catalog are left out)."""
+        out: dict[int, PhotoDetails] = {}
+        for start in range(0, len(ids), 500):
+            part = [int(i) for i in ids[start : start + 500]]
+            rows = self._query(
+                "SELECT p.id, p.path, p.size, p.mtime_ns, p.content_hash, p.width, p.height, "
+                "p.format, p.taken, f.state FROM photos p JOIN folders f ON f.id = p.folder_id "
+                f"WHERE p.id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for r in rows:
+                out[r[0]] = PhotoDetails(r[0], fs_path(r[1]), *r[2:9], online=r[9] == "ok")
+        return out
+
+    def filtered_ids(self, pack: str, filters: Filters) -> NDArray[np.int64]:
+        """Ids of the photos with a vector from ``pack`` that pass ``filters``."""
+        where, params = filters.sql()
+        rows = self._query(
+            "SELECT p.id FROM photos p JOIN vectors v ON v.photo_id = p.id AND v.pack = ? "
+            f"WHERE {where}",
+            [pack, *params],
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def match_names(
+        self, words: Sequence[str], *, filters: Filters = Filters(), limit: int = 1000
+    ) -> list[int]:
+        """Photos whose file or folder names hold every one of ``words`` (see
+        :func:`name_text`), best match first; the last word also matches as a prefix, so that
+        a query typed so far ("IMG_20") already finds its photos."""
+        terms = [w.replace('"', '""') for w in words if w.strip()]
+        if not terms:
+            return []
+        expr = " ".join(f'"{t}"' for t in terms[:-1]) + f' "{terms[-1]}"*'
+        where, params = filters.sql()
+        try:
+            rows = self._query(
+                "SELECT n.rowid FROM names n JOIN photos p ON p.id = n.rowid "
+                f"WHERE names MATCH ? AND {where} ORDER BY bm25(names) LIMIT ?",
+                [expr, *params, int(limit)],
+            )
+        except sqlite3.OperationalError as e:  # a query FTS5 cannot parse: no name matches
+            log.debug("name search %r failed: %s", expr, e)
+            return []
+        return [r[0] for r in rows]
 
     def integrity_check(self) -> list[str]:
         """SQLite's own check plus ours: problems in words, [] when all is well."""

@@ -240,27 +240,92 @@ def cmd_index(args: argparse.Namespace) -> int:
 # -- search ----------------------------------------------------------------------------------
 
 
-def _print_hits(hits: list, as_json: bool) -> None:
+def _result_json(r) -> dict[str, Any]:
+    p = r.photo
+    return {
+        "rank": r.rank,
+        "path": str(p.path),
+        "score": round(r.score, 6),
+        "fast_score": round(r.fast_score, 6),
+        "rerank_score": None if r.rerank_score is None else round(r.rerank_score, 6),
+        "matched": r.matched,
+        "taken": p.taken,
+        "format": p.format,
+        "width": p.width,
+        "height": p.height,
+        "online": p.online,
+    }
+
+
+def _print_results(res, as_json: bool) -> None:
     if as_json:
         _print_json(
-            [{"path": str(h.path), "score": round(h.score, 6), "rank": h.rank} for h in hits]
+            {
+                "results": [_result_json(r) for r in res.results],
+                "refined": res.refined,
+                "rerank": res.rerank,
+                "beta": res.beta,
+                "device": res.device,
+                "note": res.note,
+                "timing": res.timing.to_json(),
+            }
         )
         return
-    if not hits:
+    if not res.results:
         print("no results (is the library indexed? photosearch status)", file=sys.stderr)
-    for h in hits:
-        print(f"{h.score:7.4f}  {h.path}")
+    for r in res.results:
+        mark = {"name": "  [name]", "both": "  [name]"}.get(r.matched, "")
+        print(f"{r.score:8.4f}  {r.path}{mark}")
+    t = res.timing
+    how = f"refined the top {res.rerank} on {res.device}" if res.refined else "fast search"
+    print(
+        f"{len(res.results)} results, {how}: {t.total_ms:.0f} ms (encode {t.encode_ms:.0f}, "
+        f"search {t.search_ms + t.names_ms:.0f}, rerank {t.rerank_ms:.0f})",
+        file=sys.stderr,
+    )
+    if res.note:
+        print(f"note: {res.note}", file=sys.stderr)
+
+
+def _query(args: argparse.Namespace, *, text: str = "", like: str | None = None):
+    from photosearch.catalog import Filters
+    from photosearch.search import Query, folder_filter, parse_date, parse_formats
+
+    filters = Filters(
+        folder=folder_filter(args.folder) if args.folder else None,
+        after=parse_date(args.after) if args.after else None,
+        before=parse_date(args.before) if args.before else None,
+        formats=parse_formats(args.type or []),
+    )
+    return Query(
+        text=text,
+        like=Path(like) if like else None,
+        exclude=tuple(args.exclude or ()),
+        filters=filters,
+        n=args.n,
+        rerank=args.rerank,
+        beta=args.beta,
+        names=not args.no_names,
+    )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    if not (args.text or "").strip() and not args.like:
+        print(
+            "photosearch: error: give a description, or an example image with --like",
+            file=sys.stderr,
+        )
+        return 2
+    query = _query(args, text=args.text or "", like=args.like)
     with _open(args) as lib:
-        _print_hits(lib.search(args.text, n=args.n), args.json)
+        _print_results(lib.searcher.search(query), args.json)
     return 0
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
+    query = _query(args, like=args.image)
     with _open(args) as lib:
-        _print_hits(lib.similar(args.image, n=args.n), args.json)
+        _print_results(lib.searcher.search(query), args.json)
     return 0
 
 
@@ -303,6 +368,60 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------
+
+
+def _query_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", type=_positive, default=20, help="how many results (default 20)")
+    p.add_argument(
+        "--rerank",
+        metavar="K",
+        type=_depth,
+        help="refine the top K with the reranker; 0 = fast only (default: the library's, 20)",
+    )
+    p.add_argument(
+        "--beta",
+        metavar="B",
+        type=_number,
+        help="weight of the reranker's score (default: the pack's)",
+    )
+    p.add_argument(
+        "--not",
+        dest="exclude",
+        metavar="TEXT",
+        action="append",
+        help="leave out photos this describes better than the query (repeatable)",
+    )
+    p.add_argument("--folder", metavar="DIR", help="only photos under this folder")
+    p.add_argument("--after", metavar="DATE", help="only photos taken on or after (YYYY[-MM[-DD]])")
+    p.add_argument("--before", metavar="DATE", help="only photos taken before (YYYY[-MM[-DD]])")
+    p.add_argument(
+        "--type",
+        metavar="EXT",
+        action="append",
+        help="only this file type: jpg, png, heic, … (repeatable)",
+    )
+    p.add_argument("--no-names", action="store_true", help="do not match file and folder names")
+    p.add_argument("--json", action="store_true")
+
+
+def _depth(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1000, not {value}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -369,16 +488,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("search", help="find photos matching a description")
-    p.add_argument("text")
-    p.add_argument("-n", type=_positive, default=20, help="how many results (default 20)")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "search",
+        help="find photos matching a description",
+        description="Find photos matching a description: fast search over every photo, then "
+        "the top K refined by the reranker (when the model pack has one).",
+    )
+    p.add_argument("text", nargs="?", default="", help="what the photo shows")
+    _query_options(p)
+    p.add_argument("--like", metavar="IMAGE", help="an example image (with or without text)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("similar", help="find photos that look like an image")
     p.add_argument("image")
-    p.add_argument("-n", type=_positive, default=20, help="how many results (default 20)")
-    p.add_argument("--json", action="store_true")
+    _query_options(p)
     p.set_defaults(func=cmd_similar)
 
     p = sub.add_parser("status", help="photos, indexed, pending, unreadable files, model")

@@ -84,6 +84,11 @@ class IndexControl:
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set once cancelled: for work that polls an event (the reranker's precompute)."""
+        return self._cancelled
+
     def wait_while_paused(self, timeout: float | None = None) -> bool:
         return self._running.wait(timeout)
 

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from photosearch import config, modelpack, scanner
-from photosearch.catalog import Catalog, Folder
+from photosearch.catalog import Catalog, Filters, Folder
 from photosearch.encoders import ImageEncoder, TextEncoder
 from photosearch.errors import PackError, PhotosearchError
-from photosearch.imaging import load_for_model
 from photosearch.indexer import IndexControl, Indexer, IndexReport, Progress
+from photosearch.rerank import CACHE_FILE, DEFAULT_CACHE_BYTES, Reranker, TokenCache
+from photosearch.search import DEFAULT_BETA, DEFAULT_RERANK, Query, Results, Searcher
 from photosearch.vectors import IndexFileError, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,6 @@ class NoModelError(PhotosearchError):
 
 class FolderError(PhotosearchError):
     """A folder cannot be added to or removed from the library."""
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    photo_id: int
-    path: Path
-    score: float
-    rank: int
 
 
 @dataclass
@@ -144,6 +137,9 @@ class Library:
         self._index_dirty = False
         self._image_encoder: ImageEncoder | None = None
         self._text_encoder: TextEncoder | None = None
+        self._reranker: Reranker | None = None
+        self._reranker_problem: str | None = None
+        self.searcher = Searcher(self)
 
     def __enter__(self) -> Library:
         return self
@@ -159,6 +155,8 @@ class Library:
             with self._job:
                 self.save_index()
         finally:
+            if self._reranker is not None:
+                self._reranker.close()
             self.catalog.close()
             self._lock.release()
 
@@ -236,6 +234,10 @@ class Library:
             self._pack = None
             self._index = None
             self._image_encoder = self._text_encoder = None
+            if self._reranker is not None:
+                self._reranker.close()
+            self._reranker = None
+            self._reranker_problem = None
 
     # -- encoders and index (loaded on first use) ------------------------------------------
 
@@ -436,6 +438,8 @@ class Library:
                 self.rebuild_index()
         finally:
             self.save_index()
+        if self.catalog.get_setting("rerank_precompute", False) and not run.cancelled:
+            self.precompute_rerank_tokens(control)
         return IndexRunReport(
             new=scan.count("new"),
             changed=scan.count("changed"),
@@ -448,42 +452,73 @@ class Library:
 
     # -- search ----------------------------------------------------------------------------
 
-    def _hits(
-        self, query: np.ndarray, n: int, exclude: frozenset[int] | set[int] = frozenset()
-    ) -> list[SearchHit]:
-        index = self.index
-        k = min(n + len(exclude), len(index))
-        if k <= 0:
-            return []
-        scores, ids = index.search(query[None, :].astype(np.float32), k)
-        pairs = [
-            (int(i), float(s))
-            for i, s in zip(ids[0], scores[0], strict=True)
-            if i >= 0 and int(i) not in exclude
-        ][:n]
-        paths = self.catalog.paths([i for i, _ in pairs])
-        return [
-            SearchHit(photo_id=i, path=paths[i], score=s, rank=r + 1)
-            for r, (i, s) in enumerate((i, s) for i, s in pairs if i in paths)
-        ]
+    def search(self, query: Query | str, n: int = 20, **options: Any) -> Results:
+        """Run a query (see :mod:`photosearch.search`): text, or a :class:`Query`.
 
-    def search(self, text: str, n: int = 20) -> list[SearchHit]:
-        """The fast stage: the text's embedding against every photo's, best first."""
-        query = self.text_encoder.encode([text])[0]
-        return self._hits(query, n)
+        ``options`` are :class:`Query` fields (``rerank``, ``beta``, ``exclude``, ``like``,
+        ``filters``, ``names``) for a text query.
+        """
+        if isinstance(query, str):
+            query = Query(text=query, n=n, **options)
+        return self.searcher.search(query)
 
-    def similar(self, image: str | os.PathLike[str], n: int = 20) -> list[SearchHit]:
+    def similar(self, image: str | os.PathLike[str], n: int = 20, **options: Any) -> Results:
         """Photos that look like ``image`` (a photo in the library, or any image file)."""
-        path = Path(image).expanduser()
-        rec = self.catalog.photo_by_path(path.resolve()) or self.catalog.photo_by_path(path)
-        if rec is not None:
-            for _, vecs in self.catalog.vectors(
-                self.pack.id, self.pack.embedding_dim, ids=[rec.id]
-            ):
-                return self._hits(vecs[0].astype(np.float32), n, exclude={rec.id})
-        pixels, _ = load_for_model(path, self.pack.image)
-        query = self.image_encoder.encode(pixels[None])[0]
-        return self._hits(query, n, exclude={rec.id} if rec else set())
+        return self.searcher.search(Query(like=Path(image), n=n, **options))
+
+    # -- reranker (loaded on first use) ------------------------------------------------------
+
+    def rerank_defaults(self, k: int | None = None, beta: float | None = None) -> tuple[int, float]:
+        """The rerank depth and β to use: the given ones, else the library's settings, else
+        β from the pack (chosen on its validation data) and the built-in defaults."""
+        if k is None:
+            k = int(self.catalog.get_setting("rerank_depth", DEFAULT_RERANK))
+        if beta is None:
+            beta = self.catalog.get_setting("rerank_beta")
+        if beta is None:
+            spec = self.pack.manifest.get("reranker") or {}
+            beta = spec.get("beta", DEFAULT_BETA)
+        return k, float(beta)
+
+    def reranker_or_reason(self) -> tuple[Reranker | None, str | None]:
+        """The pack's reranker, or None and why it cannot be used (fast search still works)."""
+        with self._init:
+            if self._reranker is None and self._reranker_problem is None:
+                pack = self.pack
+                if pack.reranker is None:
+                    self._reranker_problem = (
+                        f"the model pack {pack.name!r} has no reranker: showing the fast results"
+                    )
+                else:
+                    try:
+                        size = self.catalog.get_setting("rerank_cache_bytes", DEFAULT_CACHE_BYTES)
+                        cache = TokenCache(self.paths.cache / CACHE_FILE, int(size))
+                        self._reranker = Reranker(
+                            pack, device=self.device, threads=self.threads, cache=cache
+                        )
+                        log.info("reranker loaded on %s", self._reranker.device)
+                    except PhotosearchError as e:
+                        self._reranker_problem = (
+                            f"the reranker could not be loaded ({e}): showing the fast results"
+                        )
+                        log.warning("%s", self._reranker_problem)
+            return self._reranker, self._reranker_problem
+
+    def precompute_rerank_tokens(self, control: IndexControl | None = None) -> int:
+        """Compute the reranker's image tokens of indexed photos not yet in its cache (the
+        ``rerank_precompute`` setting runs this after indexing); returns how many."""
+        reranker, _ = self.reranker_or_reason()
+        if reranker is None:
+            return 0
+        ids = self.catalog.filtered_ids(self.pack.id, Filters()).tolist()
+        cancel = control.cancel_event if control is not None else None
+        done = 0
+        for start in range(0, len(ids), 256):
+            if cancel is not None and cancel.is_set():
+                break
+            photos = list(self.catalog.details(ids[start : start + 256]).values())
+            done += reranker.precompute([p for p in photos if p.online], cancel)
+        return done
 
     # -- health ----------------------------------------------------------------------------
 

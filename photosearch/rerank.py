@@ -3,21 +3,52 @@
 ``h(x, y) = Σ_l log p(y_l | y_<l, x)`` from the pack's two reranker graphs: one turns pixels into
 the image tokens the decoder cross-attends to, the other scores one query against a batch of
 those tokens. Runs on ONNX Runtime (a GPU provider when one really works), never on torch.
+
+:class:`Reranker` is what search uses: it scores candidate photos by the length-normalised
+``h̄ = h / tokens``, reading each photo's image tokens from a bounded on-disk
+:class:`TokenCache` (keyed by content, so a moved photo keeps its tokens) or computing them
+from the file. Tokens are stored as float16 and always scored from the float16 copy, so a
+photo scores the same whether its tokens were just computed or came from the cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from photosearch.catalog import PhotoDetails
 from photosearch.encoders import create_session, device_name, run_in_batches, trim_padding
-from photosearch.errors import EncoderError, PackError
+from photosearch.errors import EncoderError, PackError, PhotosearchError
+from photosearch.imaging import ImageError, load_for_model
 from photosearch.modelpack import ModelPack
 from photosearch.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
+
+#: Default bound of the image-token cache. CoCa ViT-B-32 tokens take 256 × 512 × 2 bytes
+#: (256 KiB) a photo, so 1 GiB keeps about 4,000 photos: the top results of many queries.
+DEFAULT_CACHE_BYTES = 1 << 30
+CACHE_FILE = "rerank-tokens.sqlite3"
+
+
+class Cancelled(PhotosearchError):
+    """A newer query (or the user) cancelled this one."""
+
+
+def check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled")
+
 
 ImageTokens = NDArray[np.float32]  # [N, tokens, token_dim]
 
@@ -95,3 +126,300 @@ class CrossAttentionScorer:
         if not lls:
             return np.zeros(0, np.float32), np.zeros(0, np.float32)
         return np.concatenate(lls), np.concatenate(counts)
+
+
+class TokenCache:
+    """Image tokens on disk, least recently used out first, within ``max_bytes``.
+
+    A plain cache: a damaged or unreadable file is replaced by an empty one and every failure
+    is a miss, never an error for the search. Keys are (reranker id, photo content hash).
+    """
+
+    def __init__(self, path: Path, max_bytes: int = DEFAULT_CACHE_BYTES):
+        self.path = Path(path)
+        self.max_bytes = int(max_bytes)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as e:
+            log.warning("token cache %s is damaged (%s); starting an empty one", self.path, e)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            try:
+                self._db = self._open()
+            except sqlite3.Error as e2:
+                log.warning("token cache disabled: %s", e2)
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last writes is fine
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS tokens (model TEXT NOT NULL, hash TEXT NOT NULL, "
+                "shape TEXT NOT NULL, data BLOB NOT NULL, bytes INTEGER NOT NULL, "
+                "used REAL NOT NULL, PRIMARY KEY (model, hash)) WITHOUT ROWID"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS tokens_used ON tokens(used)")
+            db.execute("SELECT count(*) FROM tokens").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def get(self, model: str, hashes: Sequence[str]) -> dict[str, NDArray[np.float16]]:
+        """The cached tokens of these photos (by content hash); marks them as just used."""
+        out: dict[str, NDArray[np.float16]] = {}
+        if self._db is None or not hashes:
+            return out
+        with self._lock:
+            try:
+                for start in range(0, len(hashes), 500):
+                    part = list(hashes[start : start + 500])
+                    rows = self._db.execute(
+                        "SELECT hash, shape, data FROM tokens WHERE model = ? AND hash IN "
+                        f"({','.join('?' * len(part))})",
+                        [model, *part],
+                    ).fetchall()
+                    for h, shape, data in rows:
+                        dims = tuple(int(d) for d in shape.split("x"))
+                        arr = np.frombuffer(data, np.float16)
+                        if arr.size == int(np.prod(dims)):
+                            out[h] = arr.reshape(dims)
+                if out:
+                    now = time.time()
+                    self._db.executemany(
+                        "UPDATE tokens SET used = ? WHERE model = ? AND hash = ?",
+                        [(now, model, h) for h in out],
+                    )
+            except sqlite3.Error as e:
+                log.warning("token cache read failed: %s", e)
+        return out
+
+    def put(self, model: str, tokens: dict[str, NDArray[np.float16]]) -> None:
+        """Store tokens (float16), then trim the least recently used beyond ``max_bytes``."""
+        if self._db is None or not tokens or self.max_bytes <= 0:
+            return
+        now = time.time()
+        rows = [
+            (model, h, "x".join(map(str, t.shape)), np.ascontiguousarray(t, np.float16).tobytes())
+            for h, t in tokens.items()
+        ]
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO tokens(model, hash, shape, data, bytes, used) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(m, h, sh, d, len(d), now) for m, h, sh, d in rows],
+                )
+                self._trim()
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                log.warning("token cache write failed (%s); the tokens are not kept", e)
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+
+    def _trim(self) -> None:
+        assert self._db is not None
+        total = self._db.execute("SELECT coalesce(sum(bytes), 0) FROM tokens").fetchone()[0]
+        if total <= self.max_bytes:
+            return
+        excess = total - self.max_bytes
+        # Oldest first, until what is removed covers the excess.
+        cut = self._db.execute(
+            "SELECT used FROM (SELECT used, sum(bytes) OVER (ORDER BY used, hash) AS run "
+            "FROM tokens) WHERE run >= ? ORDER BY used LIMIT 1",
+            (excess,),
+        ).fetchone()
+        if cut is not None:
+            self._db.execute("DELETE FROM tokens WHERE used <= ?", (cut[0],))
+
+    def stats(self) -> tuple[int, int]:
+        """(photos, bytes) held."""
+        if self._db is None:
+            return 0, 0
+        with self._lock:
+            n, b = self._db.execute(
+                "SELECT count(*), coalesce(sum(bytes), 0) FROM tokens"
+            ).fetchone()
+        return int(n), int(b)
+
+    def clear(self) -> None:
+        if self._db is None:
+            return
+        with self._lock:
+            self._db.execute("DELETE FROM tokens")
+            self._db.execute("VACUUM")
+
+
+@dataclass(frozen=True)
+class RerankStats:
+    """What one re-ranking did: photos scored, tokens from the cache, computed, unreadable."""
+
+    scored: int
+    cached: int
+    computed: int
+    unreadable: int
+    tokens_ms: float
+    score_ms: float
+
+
+class Reranker:
+    """Scores candidate photos against a query by the pack's cross-attention decoder."""
+
+    def __init__(
+        self,
+        pack: ModelPack,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        cache: TokenCache | None = None,
+        batch_size: int = 16,
+        decode_threads: int = 2,
+    ):
+        self.scorer = CrossAttentionScorer(
+            pack, device=device, threads=threads, batch_size=batch_size
+        )
+        self.spec = self.scorer.spec
+        self.cache = cache
+        self.batch_size = batch_size
+        self.decode_threads = max(1, decode_threads)
+        # Tokens depend on the reranker's image graph only.
+        self.model_id = f"{pack.name}@{pack.manifest['files'][self.spec.image_file]['sha256'][:12]}"
+
+    @property
+    def device(self) -> str:
+        return self.scorer.device
+
+    @property
+    def providers(self) -> list[str]:
+        return self.scorer.providers
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+    def _compute(
+        self, photos: Sequence[PhotoDetails], cancel: threading.Event | None
+    ) -> dict[int, NDArray[np.float16] | None]:
+        """Decode and tokenise photos: id → float16 tokens (None if the file cannot be read)."""
+        out: dict[int, NDArray[np.float16] | None] = {}
+
+        def load(p: PhotoDetails) -> NDArray[np.float32] | None:
+            if cancel is not None and cancel.is_set():
+                return None
+            try:
+                return load_for_model(p.path, self.spec.image)[0]
+            except (ImageError, OSError) as e:
+                log.info("rerank: cannot read %s: %s", p.path, e)
+                return None
+
+        with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="rerank-decode") as pool:
+            for start in range(0, len(photos), self.batch_size):
+                check(cancel)
+                part = photos[start : start + self.batch_size]
+                pixels = list(pool.map(load, part))
+                check(cancel)
+                good = [i for i, px in enumerate(pixels) if px is not None]
+                for i, px in enumerate(pixels):
+                    if px is None:
+                        out[part[i].id] = None
+                if good:
+                    batch = np.stack([pixels[i] for i in good])
+                    tokens = self.scorer.image_tokens(batch).astype(np.float16)
+                    for j, i in enumerate(good):
+                        out[part[i].id] = tokens[j]
+        return out
+
+    def tokens(
+        self, photos: Sequence[PhotoDetails], cancel: threading.Event | None = None
+    ) -> tuple[dict[int, NDArray[np.float16] | None], int]:
+        """Image tokens of these photos, from the cache or computed (and then cached).
+
+        Returns (id → tokens or None when unreadable, how many came from the cache).
+        """
+        keyed = [p for p in photos if p.content_hash]
+        cached = (
+            self.cache.get(self.model_id, [p.content_hash for p in keyed])  # type: ignore[misc]
+            if self.cache is not None
+            else {}
+        )
+        out: dict[int, NDArray[np.float16] | None] = {}
+        missing = []
+        for p in photos:
+            hit = cached.get(p.content_hash) if p.content_hash else None
+            if hit is not None and hit.shape == (self.spec.tokens, self.spec.token_dim):
+                out[p.id] = hit
+            else:
+                missing.append(p)
+        hits = len(out)
+        if missing:
+            computed = self._compute(missing, cancel)
+            out.update(computed)
+            if self.cache is not None:
+                by_hash = {p.content_hash: computed.get(p.id) for p in missing if p.content_hash}
+                self.cache.put(self.model_id, {h: t for h, t in by_hash.items() if t is not None})
+        return out, hits
+
+    def score(
+        self,
+        text: str,
+        photos: Sequence[PhotoDetails],
+        cancel: threading.Event | None = None,
+    ) -> tuple[NDArray[np.float32], RerankStats]:
+        """h̄ (mean log-probability per query token) of each photo; NaN where unreadable."""
+        t0 = time.perf_counter()
+        tokens, hits = self.tokens(photos, cancel)
+        t1 = time.perf_counter()
+        hbar = np.full(len(photos), np.nan, np.float32)
+        rows = [i for i, p in enumerate(photos) if tokens.get(p.id) is not None]
+        for start in range(0, len(rows), self.batch_size):
+            check(cancel)
+            part = rows[start : start + self.batch_size]
+            batch = np.stack([tokens[photos[i].id] for i in part]).astype(np.float32)
+            ll, count = self.scorer.score(text, batch)
+            hbar[part] = ll / np.maximum(count, 1)
+        t2 = time.perf_counter()
+        stats = RerankStats(
+            scored=len(rows),
+            cached=hits,
+            computed=len(photos) - hits - (len(photos) - len(rows)),
+            unreadable=len(photos) - len(rows),
+            tokens_ms=(t1 - t0) * 1000,
+            score_ms=(t2 - t1) * 1000,
+        )
+        return hbar, stats
+
+    def precompute(
+        self,
+        photos: Sequence[PhotoDetails],
+        cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Fill the cache with these photos' tokens (those not cached yet); returns how many
+        were computed. Stops early when cancelled."""
+        if self.cache is None:
+            return 0
+        done = 0
+        step = self.batch_size * 4
+        for start in range(0, len(photos), step):
+            if cancel is not None and cancel.is_set():
+                break
+            part = photos[start : start + step]
+            try:
+                _, hits = self.tokens(part, cancel)
+            except Cancelled:
+                break
+            done += len(part) - hits
+            if progress is not None:
+                progress(min(start + step, len(photos)), len(photos))
+        return done

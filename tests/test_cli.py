@@ -104,15 +104,21 @@ def test_library_workflow(isolated_home: Path, tiny_clip_pack: Path, tmp_path: P
     assert human.returncode == 0
     assert "indexed 0 photos" in human.stdout and "10 unchanged" in human.stdout
 
-    hits = json.loads(
+    out = json.loads(
         photosearch(isolated_home, "search", "a red circle", "-n", "3", "--json").stdout
     )
+    hits = out["results"]
     assert [h["rank"] for h in hits] == [1, 2, 3]
-    assert set(hits[0]) == {"path", "score", "rank"}
+    assert {"path", "score", "fast_score", "rerank_score", "matched"} <= set(hits[0])
     assert all(Path(h["path"]).exists() for h in hits)
+    # The tiny CLIP pack has no reranker: fast results, and the reason.
+    assert out["refined"] is False and "no reranker" in out["note"]
+    assert all(h["rerank_score"] is None and h["score"] == h["fast_score"] for h in hits)
+    assert {"encode_ms", "search_ms", "rerank_ms", "total_ms"} <= set(out["timing"])
 
     like = json.loads(photosearch(isolated_home, "similar", str(good[0]), "--json").stdout)
-    assert len(like) == 9 and str(good[0].resolve()) not in [h["path"] for h in like]
+    paths = [h["path"] for h in like["results"]]
+    assert len(paths) == 9 and str(good[0].resolve()) not in paths
 
     status = json.loads(photosearch(isolated_home, "status", "--json").stdout)
     assert (status["photos"], status["indexed"], status["pending"], status["errors"]) == (

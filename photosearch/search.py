@@ -1,0 +1,488 @@
+"""Search: a query in, ranked photos out — fast at once, then refined by the cross-attention
+reranker.
+
+A query is text, an example image, or both, with optional negative terms and filters:
+
+1. **Encode**: the text (and each negative term) by the pack's text encoder; the example image
+   from its stored vector when it is in the library, else by the image encoder. Text and
+   image together search by the normalised sum of their unit vectors.
+2. **Fast**: FAISS inner product over the library (restricted inside FAISS to the photos that
+   pass the filters). A photo is dropped when a negative term describes it better than the
+   query's text does (``n·v > t·v``, the zero-shot comparison CLIP-like models are built for;
+   "a photo" stands in for the text of an image-only query).
+3. **Names**: photos whose file or folder names hold every word of the text (SQLite FTS5) come
+   first, ordered by their semantic score; they are marked ``"name"`` (or ``"both"``).
+4. **Refine** (``rerank > 0``, a text query, a pack with a reranker): the top ``rerank``
+   content matches are scored by the decoder, ``h̄`` = mean log-probability of the query's
+   tokens given the photo, and re-ordered by ``fast + β·h̄`` (Miech et al.'s fusion). The
+   rest keep their fast order below them. Without a reranker, or if it cannot be loaded,
+   the fast list stands and :attr:`Results.note` says why.
+
+``Searcher.search`` delivers the fast list to ``on_fast`` before refining, and stops refining
+(raising :class:`~photosearch.rerank.Cancelled`) as soon as its ``cancel`` event is set.
+:class:`LatestSearch` runs queries on one worker thread so that a newer query cancels the
+refinement of an older one — what search-as-you-type needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from photosearch.catalog import Filters, PhotoDetails
+from photosearch.errors import PhotosearchError
+from photosearch.imaging import load_for_model
+from photosearch.rerank import Cancelled, RerankStats, check
+
+if TYPE_CHECKING:
+    from photosearch.library import Library
+
+log = logging.getLogger(__name__)
+
+#: Default refinement depth and fusion weight. K = 20 and β: see ``benchmarks/synthetic`` —
+#: on the synthetic instrument K = 20 came within a point of scoring everything; β is taken
+#: from the pack (``reranker.beta`` in its manifest, chosen on validation data) when it has one.
+DEFAULT_RERANK = 20
+DEFAULT_BETA = 1.0
+MAX_RERANK = 1000
+# Candidates fetched per wanted result when negative terms may drop some.
+NEGATIVE_OVERFETCH = 4
+IMAGE_ONLY_REFERENCE = "a photo"
+
+
+class QueryError(PhotosearchError):
+    """A query that cannot be run as given (nothing to search for, a bad date, …)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to look for. ``rerank``/``beta`` None take the library's defaults."""
+
+    text: str = ""
+    like: Path | None = None
+    exclude: tuple[str, ...] = ()
+    filters: Filters = field(default_factory=Filters)
+    n: int = 20
+    rerank: int | None = None
+    beta: float | None = None
+    names: bool = True
+
+    def check(self) -> None:
+        if not self.text.strip() and self.like is None:
+            raise QueryError("nothing to search for: give a description or an example image")
+        if self.n < 1:
+            raise QueryError(f"the number of results must be at least 1, got {self.n}")
+        if self.rerank is not None and not 0 <= self.rerank <= MAX_RERANK:
+            raise QueryError(f"rerank depth must be between 0 and {MAX_RERANK}, got {self.rerank}")
+        if self.beta is not None and not np.isfinite(self.beta):
+            raise QueryError(f"beta must be a finite number, got {self.beta}")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One photo found. ``score`` orders the list; ``fast_score`` is the dual encoder's cosine,
+    ``rerank_score`` the decoder's ``h̄`` when this photo was refined."""
+
+    rank: int
+    photo: PhotoDetails
+    score: float
+    fast_score: float
+    rerank_score: float | None
+    matched: str  # "content", "name" or "both"
+
+    @property
+    def path(self) -> Path:
+        return self.photo.path
+
+    @property
+    def photo_id(self) -> int:
+        return self.photo.id
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where a query's time went, in milliseconds."""
+
+    encode_ms: float = 0.0
+    search_ms: float = 0.0
+    names_ms: float = 0.0
+    rerank_ms: float = 0.0
+    total_ms: float = 0.0
+
+    def to_json(self) -> dict[str, float]:
+        return {k: round(v, 2) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Results:
+    """A ranked list. ``refined`` says whether the reranker ordered its top; ``note`` says why
+    it did not when it was asked to."""
+
+    query: Query
+    results: list[Result]
+    timing: Timing
+    refined: bool = False
+    rerank: int = 0
+    beta: float = 0.0
+    device: str | None = None  # where the reranker ran
+    rerank_stats: RerankStats | None = None
+    note: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self.results)
+
+    def __getitem__(self, i: int) -> Result:
+        return self.results[i]
+
+
+def _unit(v: NDArray[np.float32]) -> NDArray[np.float32]:
+    norm = float(np.linalg.norm(v))
+    return (v / norm).astype(np.float32) if norm > 0 else v.astype(np.float32)
+
+
+class Searcher:
+    """Runs queries against one library (its catalog, index, encoders and reranker)."""
+
+    def __init__(self, library: Library):
+        self.library = library
+
+    # -- pieces ----------------------------------------------------------------------------
+
+    def _example(self, like: Path) -> tuple[NDArray[np.float32], int | None]:
+        """The example image's vector, and its photo id when it is in the library."""
+        lib = self.library
+        path = Path(like).expanduser()
+        rec = lib.catalog.photo_by_path(path.resolve()) or lib.catalog.photo_by_path(path)
+        if rec is not None:
+            for _, vecs in lib.catalog.vectors(lib.pack.id, lib.pack.embedding_dim, ids=[rec.id]):
+                return _unit(vecs[0].astype(np.float32)), rec.id
+        pixels, _ = load_for_model(path, lib.pack.image)
+        return _unit(lib.image_encoder.encode(pixels[None])[0]), rec.id if rec else None
+
+    def _vectors(self, ids: Sequence[int]) -> dict[int, NDArray[np.float32]]:
+        lib = self.library
+        out: dict[int, NDArray[np.float32]] = {}
+        for got, vecs in lib.catalog.vectors(lib.pack.id, lib.pack.embedding_dim, ids=ids):
+            out.update(zip(got.tolist(), vecs.astype(np.float32), strict=True))
+        return out
+
+    def settings(self, query: Query) -> tuple[int, float]:
+        """The rerank depth and β this query runs with (its own, else the library's)."""
+        return self.library.rerank_defaults(query.rerank, query.beta)
+
+    # -- the query -------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: Query,
+        *,
+        on_fast: Callable[[Results], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Results:
+        """Run ``query`` and return its final list.
+
+        When a refinement follows, the fast list first goes to ``on_fast`` (if given); when
+        there is nothing to refine, the fast list is the final list and ``on_fast`` is not
+        called. Raises :class:`Cancelled` if ``cancel`` is set before the refinement ends.
+        """
+        query.check()
+        lib = self.library
+        k_rerank, beta = self.settings(query)
+        t0 = time.perf_counter()
+
+        text = query.text.strip()
+        vecs: list[NDArray[np.float32]] = []
+        encoder = lib.text_encoder
+        texts = ([text] if text else []) + [t for t in query.exclude if t.strip()]
+        if not text and query.exclude:
+            texts = [IMAGE_ONLY_REFERENCE, *texts]
+        encoded = encoder.encode(texts) if texts else np.zeros((0, lib.pack.embedding_dim))
+        reference = encoded[0] if len(encoded) else None
+        negatives = encoded[1:] if len(encoded) else encoded
+        if text:
+            vecs.append(_unit(encoded[0]))
+        like_id = None
+        if query.like is not None:
+            img, like_id = self._example(query.like)
+            vecs.append(img)
+        qv = _unit(np.sum(vecs, axis=0))
+        t1 = time.perf_counter()
+
+        index = lib.index
+        allowed = lib.catalog.filtered_ids(lib.pack.id, query.filters) if query.filters else None
+        want = max(query.n, k_rerank) + (1 if like_id is not None else 0)
+        fetch = want * NEGATIVE_OVERFETCH + 50 if len(negatives) else want
+        pairs: list[tuple[int, float]] = []
+        if len(index) and (allowed is None or len(allowed)):
+            scores, ids = index.search(qv[None, :], min(fetch, len(index)), allowed=allowed)
+            pairs = [
+                (int(i), float(s))
+                for i, s in zip(ids[0], scores[0], strict=True)
+                if i >= 0 and int(i) != like_id
+            ]
+        if len(negatives) and pairs:
+            stored = self._vectors([i for i, _ in pairs])
+            keep = []
+            for i, s in pairs:
+                v = stored.get(i)
+                if v is None:
+                    continue
+                if float((negatives @ v).max()) <= float(reference @ v):
+                    keep.append((i, s))
+            pairs = keep
+        pairs = pairs[: max(query.n, k_rerank)]
+        t2 = time.perf_counter()
+
+        name_ids: list[int] = []
+        if query.names and text:
+            name_ids = [
+                i
+                for i in lib.catalog.match_names(text.split(), filters=query.filters, limit=query.n)
+                if i != like_id
+            ]
+            if name_ids and len(negatives):
+                stored = self._vectors(name_ids)
+                name_ids = [
+                    i
+                    for i in name_ids
+                    if i not in stored
+                    or float((negatives @ stored[i]).max()) <= float(reference @ stored[i])
+                ]
+        t3 = time.perf_counter()
+
+        content_ids = {i for i, _ in pairs}
+        fast = dict(pairs)
+        missing = [i for i in name_ids if i not in fast]
+        if missing:
+            fast.update((i, float(v @ qv)) for i, v in self._vectors(missing).items())
+        names_ranked = sorted(name_ids, key=lambda i: -fast.get(i, -np.inf))
+        details = lib.catalog.details([i for i, _ in pairs] + names_ranked)
+
+        def build(content: list[tuple[int, float, float | None]], timing: Timing, **kw: Any):
+            rows: list[Result] = []
+            seen: set[int] = set()
+            for i in names_ranked:
+                if i in details and i not in seen:
+                    seen.add(i)
+                    f = fast.get(i, float("nan"))
+                    rows.append(
+                        Result(0, details[i], f, f, None, "both" if i in content_ids else "name")
+                    )
+            for i, score, h in content:
+                if i in details and i not in seen:
+                    seen.add(i)
+                    rows.append(Result(0, details[i], score, fast[i], h, "content"))
+            rows = [replace(r, rank=n + 1) for n, r in enumerate(rows[: query.n])]
+            return Results(query, rows, timing, rerank=k_rerank, beta=beta, **kw)
+
+        fast_timing = Timing(
+            encode_ms=(t1 - t0) * 1000,
+            search_ms=(t2 - t1) * 1000,
+            names_ms=(t3 - t2) * 1000,
+            total_ms=(time.perf_counter() - t0) * 1000,
+        )
+        fast_results = build([(i, s, None) for i, s in pairs], fast_timing)
+
+        reason = None
+        reranker = None
+        if k_rerank <= 0:
+            pass
+        elif not text:
+            reason = "refinement needs a description (an image-only query is not re-ranked)"
+        elif not pairs:
+            pass
+        else:
+            reranker, reason = lib.reranker_or_reason()
+        if reranker is None:
+            return replace(fast_results, note=reason, rerank=0 if reason else k_rerank)
+        if on_fast is not None:
+            on_fast(fast_results)
+        check(cancel)
+
+        head = [(i, s) for i, s in pairs[:k_rerank] if i in details]
+        hbar, stats = reranker.score(text, [details[i] for i, _ in head], cancel)
+        check(cancel)
+        refined = []
+        unread = []
+        for (i, s), h in zip(head, hbar.tolist(), strict=True):
+            if np.isnan(h):
+                unread.append((i, s, None))
+            else:
+                refined.append((i, s + beta * h, h))
+        refined.sort(key=lambda r: -r[1])
+        rest = [(i, s, None) for i, s in pairs[len(head) :]]
+        t4 = time.perf_counter()
+        timing = replace(fast_timing, rerank_ms=(t4 - t3) * 1000, total_ms=(t4 - t0) * 1000)
+        note = None
+        if stats.unreadable:
+            note = f"{stats.unreadable} of the top {len(head)} could not be read for refinement"
+        return build(
+            refined + unread + rest,
+            timing,
+            refined=True,
+            device=reranker.device,
+            rerank_stats=stats,
+            note=note,
+        )
+
+
+@dataclass
+class _Job:
+    query: Query
+    on_result: Callable[[Results], None]
+    on_error: Callable[[BaseException], None] | None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class LatestSearch:
+    """Runs queries one at a time on a worker thread; a new query cancels the one running.
+
+    ``submit`` returns at once. ``on_result`` is called (on the worker thread) with the fast
+    list and then, if refined, with the refined list; a query superseded before it finishes
+    gets no further calls. Errors go to ``on_error`` (or the log).
+    """
+
+    def __init__(self, searcher: Searcher):
+        self.searcher = searcher
+        self._cond = threading.Condition()
+        self._next: _Job | None = None
+        self._running: _Job | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="photosearch-search", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self,
+        query: Query,
+        on_result: Callable[[Results], None],
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> threading.Event:
+        """Queue ``query`` (replacing any queued one, cancelling the running one); returns the
+        job's cancel event."""
+        job = _Job(query, on_result, on_error)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("this LatestSearch is closed")
+            if self._next is not None:
+                self._next.cancel.set()
+            if self._running is not None:
+                self._running.cancel.set()
+            self._next = job
+            self._cond.notify_all()
+        return job.cancel
+
+    def cancel(self) -> None:
+        """Cancel whatever is queued or running."""
+        with self._cond:
+            for job in (self._next, self._running):
+                if job is not None:
+                    job.cancel.set()
+            self._next = None
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued or running; False on timeout."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._next is not None or self._running is not None:
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Cancel, stop the worker and wait for it."""
+        with self._cond:
+            self._closed = True
+            self.cancel()
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._next is None and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job, self._next = self._next, None
+                self._running = job
+            assert job is not None
+            try:
+
+                def deliver(results: Results, job: _Job = job) -> None:
+                    if not job.cancel.is_set():
+                        job.on_result(results)
+
+                final = self.searcher.search(job.query, on_fast=deliver, cancel=job.cancel)
+                deliver(final)
+            except Cancelled:
+                pass
+            except BaseException as e:  # reported, never kills the worker
+                if job.on_error is not None and not job.cancel.is_set():
+                    job.on_error(e)
+                else:
+                    log.warning("search %r failed: %s", job.query.text, e)
+            finally:
+                with self._cond:
+                    self._running = None
+                    self._cond.notify_all()
+
+
+def parse_date(text: str) -> str:
+    """A user's date ("2019", "2019-05", "2019-05-03") checked and returned as an ISO prefix."""
+    import datetime as _dt
+
+    t = text.strip()
+    for fmt, width in (("%Y-%m-%d", 10), ("%Y-%m", 7), ("%Y", 4)):
+        try:
+            _dt.datetime.strptime(t, fmt)
+        except ValueError:
+            continue
+        if len(t) == width:
+            return t
+    raise QueryError(f"not a date: {text!r} (use YYYY, YYYY-MM or YYYY-MM-DD)")
+
+
+FORMAT_NAMES = {
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "webp": "WEBP",
+    "heic": "HEIF",
+    "heif": "HEIF",
+    "tif": "TIFF",
+    "tiff": "TIFF",
+    "gif": "GIF",
+    "bmp": "BMP",
+}
+
+
+def parse_formats(names: Sequence[str]) -> tuple[str, ...]:
+    """File types as users write them ("jpg", "HEIC") to the catalog's format names."""
+    out = []
+    for name in names:
+        key = name.strip().lower().lstrip(".")
+        if key not in FORMAT_NAMES:
+            raise QueryError(
+                f"unknown file type {name!r} (known: {', '.join(sorted(FORMAT_NAMES))})"
+            )
+        out.append(FORMAT_NAMES[key])
+    return tuple(dict.fromkeys(out))
+
+
+def folder_filter(path: str | os.PathLike[str]) -> Path:
+    p = Path(path).expanduser()
+    return p.resolve() if p.exists() else p.absolute()
