@@ -367,6 +367,10 @@ class Catalog:
                 (key, json.dumps(value)),
             )
 
+    def delete_setting(self, key: str) -> None:
+        with self._write() as c:
+            c.execute("DELETE FROM settings WHERE key = ?", (key,))
+
     # -- folders ---------------------------------------------------------------------------
 
     def add_folder(self, path: Path) -> Folder:

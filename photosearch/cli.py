@@ -329,6 +329,36 @@ def cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- settings --------------------------------------------------------------------------------
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from photosearch.library import SETTINGS
+
+    if args.name is not None and args.name not in SETTINGS:
+        print(
+            f"photosearch: error: unknown setting {args.name!r} (known: {', '.join(SETTINGS)})",
+            file=sys.stderr,
+        )
+        return 2
+    with _open(args) as lib:
+        if args.name is not None and (args.value is not None or args.reset):
+            try:
+                lib.set_setting(args.name, None if args.reset else args.value)
+            except ValueError as e:
+                print(f"photosearch: error: {args.name}: {args.value!r} {e}", file=sys.stderr)
+                return 2
+        names = [args.name] if args.name else list(SETTINGS)
+        values = {n: lib.setting(n) for n in names}
+    if args.json:
+        _print_json(values)
+        return 0
+    for n, v in values.items():
+        shown = "(unset)" if v is None else json.dumps(v)
+        print(f"{n} = {shown}    # {SETTINGS[n].help}")
+    return 0
+
+
 # -- health ----------------------------------------------------------------------------------
 
 
@@ -503,6 +533,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     _query_options(p)
     p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser(
+        "settings",
+        help="show or change settings (rerank depth, β, token cache)",
+        description="Without NAME: every setting. With NAME: that one; with VALUE: set it.",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("value", nargs="?", metavar="VALUE")
+    p.add_argument("--reset", action="store_true", help="back to the default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_settings)
 
     p = sub.add_parser("status", help="photos, indexed, pending, unreadable files, model")
     p.add_argument("--json", action="store_true")

@@ -60,6 +60,63 @@ class IndexRunReport:
     run: IndexReport
 
 
+def _depth(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 1000:
+        raise ValueError("must be between 0 and 1000")
+    return value
+
+
+def _beta(text: str) -> float | None:
+    if text.strip().lower() in ("pack", "default", "none"):
+        return None
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _mib(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 (no cache) or more")
+    return value
+
+
+def _flag(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be on or off")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A user setting stored in the catalog: how to read it from text, its default, what it is."""
+
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "rerank_depth": Setting(
+        _depth, DEFAULT_RERANK, "photos the reranker refines per query (0 = fast only)"
+    ),
+    "rerank_beta": Setting(
+        _beta, None, "weight of the reranker's score (unset: the pack's own, else 1.0)"
+    ),
+    "rerank_cache_mb": Setting(
+        _mib, DEFAULT_CACHE_BYTES >> 20, "disk space for cached reranker image tokens (MiB)"
+    ),
+    "rerank_precompute": Setting(
+        _flag, False, "compute reranker image tokens for every photo after indexing"
+    ),
+}
+
+
 class DataDirLock:
     """An exclusive, non-blocking lock on a data directory, released when the process dies."""
 
@@ -438,7 +495,7 @@ class Library:
                 self.rebuild_index()
         finally:
             self.save_index()
-        if self.catalog.get_setting("rerank_precompute", False) and not run.cancelled:
+        if self.setting("rerank_precompute") and not run.cancelled:
             self.precompute_rerank_tokens(control)
         return IndexRunReport(
             new=scan.count("new"),
@@ -468,13 +525,39 @@ class Library:
 
     # -- reranker (loaded on first use) ------------------------------------------------------
 
+    def setting(self, name: str) -> Any:
+        """A user setting's value (see :data:`SETTINGS`), or its default."""
+        return self.catalog.get_setting(name, SETTINGS[name].default)
+
+    def set_setting(self, name: str, text: str | None) -> Any:
+        """Set a user setting from its text form (None: back to the default); returns the value.
+
+        Raises ``KeyError`` for an unknown name and ``ValueError`` for a bad value.
+        """
+        spec = SETTINGS[name]
+        if text is None:
+            self.catalog.delete_setting(name)
+        else:
+            value = spec.parse(text)
+            if value is None:
+                self.catalog.delete_setting(name)
+            else:
+                self.catalog.set_setting(name, value)
+        if name.startswith("rerank_cache"):
+            with self._init:  # the cache is opened with its size
+                if self._reranker is not None:
+                    self._reranker.close()
+                self._reranker = None
+                self._reranker_problem = None
+        return self.setting(name)
+
     def rerank_defaults(self, k: int | None = None, beta: float | None = None) -> tuple[int, float]:
         """The rerank depth and β to use: the given ones, else the library's settings, else
         β from the pack (chosen on its validation data) and the built-in defaults."""
         if k is None:
-            k = int(self.catalog.get_setting("rerank_depth", DEFAULT_RERANK))
+            k = int(self.setting("rerank_depth"))
         if beta is None:
-            beta = self.catalog.get_setting("rerank_beta")
+            beta = self.setting("rerank_beta")
         if beta is None:
             spec = self.pack.manifest.get("reranker") or {}
             beta = spec.get("beta", DEFAULT_BETA)
@@ -491,8 +574,8 @@ class Library:
                     )
                 else:
                     try:
-                        size = self.catalog.get_setting("rerank_cache_bytes", DEFAULT_CACHE_BYTES)
-                        cache = TokenCache(self.paths.cache / CACHE_FILE, int(size))
+                        mib = self.setting("rerank_cache_mb")
+                        cache = TokenCache(self.paths.cache / CACHE_FILE, int(mib) << 20)
                         self._reranker = Reranker(
                             pack, device=self.device, threads=self.threads, cache=cache
                         )

@@ -175,7 +175,7 @@ def test_non_utf8_file_names_survive_output(
 
     as_json = photosearch(isolated_home, "search", "café", "--json", **strict)
     assert as_json.returncode == 0, as_json.stderr
-    (hit,) = json.loads(as_json.stdout)
+    (hit,) = json.loads(as_json.stdout)["results"]
     assert os.fsencode(hit["path"]) == os.fsencode(odd.resolve())
 
     env = {**os.environ, "PHOTOSEARCH_HOME": str(isolated_home), **strict}
@@ -184,3 +184,71 @@ def test_non_utf8_file_names_survive_output(
     )
     assert human.returncode == 0, human.stderr
     assert b"/caf\xe9_" in human.stdout  # the name's own bytes, as `ls` would print them
+
+
+def test_search_options_and_settings(
+    isolated_home: Path, tiny_coca_pack: Path, tmp_path: Path
+) -> None:
+    from photos import good_photos
+
+    good_photos(tmp_path / "p" / "a", 4)
+    good_photos(tmp_path / "p" / "b", 4, start_seed=50)
+    for args in (
+        ("models", "import", str(tiny_coca_pack)),
+        ("folders", "add", str(tmp_path / "p")),
+    ):
+        assert photosearch(isolated_home, *args).returncode == 0
+    assert photosearch(isolated_home, "index", "-q").returncode == 0
+
+    out = json.loads(
+        photosearch(
+            isolated_home, "search", "a red circle", "--rerank", "3", "--beta", "0.5", "--json"
+        ).stdout
+    )
+    assert out["refined"] and out["rerank"] == 3 and out["beta"] == 0.5 and out["device"] == "CPU"
+    top = out["results"][:3]
+    assert all(r["rerank_score"] is not None for r in top)
+    assert all(r["rerank_score"] is None for r in out["results"][3:])
+    assert out["timing"]["rerank_ms"] > 0
+
+    sub = json.loads(
+        photosearch(
+            isolated_home,
+            "search",
+            "a red circle",
+            "--folder",
+            str(tmp_path / "p" / "b"),
+            "--rerank",
+            "0",
+            "--json",
+        ).stdout
+    )
+    assert len(sub["results"]) == 4
+    assert all("/p/b/" in r["path"] for r in sub["results"])
+    like = photosearch(
+        isolated_home, "search", "--like", str(tmp_path / "p" / "a" / "photo_000.jpg"), "--json"
+    )
+    assert like.returncode == 0 and len(json.loads(like.stdout)["results"]) == 7
+
+    human = photosearch(isolated_home, "search", "a red circle", "-n", "2", "--rerank", "2")
+    assert human.returncode == 0 and len(human.stdout.splitlines()) == 2
+    assert "refined the top 2 on CPU" in human.stderr
+
+    bad_date = photosearch(isolated_home, "search", "x", "--after", "last week")
+    assert bad_date.returncode == 1 and "not a date" in bad_date.stderr
+    nothing = photosearch(isolated_home, "search")
+    assert nothing.returncode == 2 and "--like" in nothing.stderr
+    assert photosearch(isolated_home, "search", "x", "--rerank", "-1").returncode == 2
+
+    # Settings: the defaults a power user changes once.
+    listed = json.loads(photosearch(isolated_home, "settings", "--json").stdout)
+    assert listed["rerank_depth"] == 20 and listed["rerank_beta"] is None
+    assert photosearch(isolated_home, "settings", "rerank_depth", "0").returncode == 0
+    fast = json.loads(photosearch(isolated_home, "search", "a red circle", "--json").stdout)
+    assert not fast["refined"]
+    bad = photosearch(isolated_home, "settings", "rerank_depth", "lots")
+    assert bad.returncode == 2 and "rerank_depth" in bad.stderr
+    assert photosearch(isolated_home, "settings", "colour", "red").returncode == 2
+    assert photosearch(isolated_home, "settings", "rerank_depth", "--reset").returncode == 0
+    again = json.loads(photosearch(isolated_home, "settings", "rerank_depth", "--json").stdout)
+    assert again == {"rerank_depth": 20}
