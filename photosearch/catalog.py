@@ -305,6 +305,9 @@ class Catalog:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             conn.create_function("photosearch_name", 2, name_text, deterministic=True)
+            # The name triggers call that function; SQLite builds that distrust schemas by
+            # default would refuse it ("unsafe use"). The schema is ours.
+            self.db.execute("PRAGMA trusted_schema=ON")
             self._lock = threading.RLock()
             self._migrate()
         except BaseException as e:
@@ -691,12 +694,15 @@ class Catalog:
         self, words: Sequence[str], *, filters: Filters = Filters(), limit: int = 1000
     ) -> list[int]:
         """Photos whose file or folder names hold every one of ``words`` (see
-        :func:`name_text`), best match first; the last word also matches as a prefix, so that
-        a query typed so far ("IMG_20") already finds its photos."""
+        :func:`name_text`), best match first. A last word with a digit or an underscore — a
+        file name being typed ("IMG_20") — also matches as a prefix; other words match whole
+        (with stemming: "dogs" finds "dog"), so "cat" does not find a "Catalonia" folder."""
         terms = [w.replace('"', '""') for w in words if w.strip()]
         if not terms:
             return []
-        expr = " ".join(f'"{t}"' for t in terms[:-1]) + f' "{terms[-1]}"*'
+        last = terms[-1]
+        star = "*" if any(c.isdigit() or c == "_" for c in last) else ""
+        expr = " ".join(f'"{t}"' for t in terms[:-1]) + f' "{last}"{star}'
         where, params = filters.sql()
         try:
             rows = self._query(

@@ -163,6 +163,9 @@ def _duration(seconds: float | None) -> str:
 def cmd_index(args: argparse.Namespace) -> int:
     from photosearch.indexer import Progress
 
+    if args.watch:
+        return cmd_index_watch(args)
+
     tty = sys.stderr.isatty() and not args.quiet
     last = [0.0]
 
@@ -237,7 +240,88 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_index_watch(args: argparse.Namespace) -> int:
+    """``index --watch``: bring the catalog up to date, then follow the folders until Ctrl-C
+    (or SIGTERM), which is a normal end (exit 0). Events are printed one line each."""
+    import signal
+    import threading
+
+    from photosearch.indexer import Progress
+    from photosearch.watcher import PhotosIndexed, WatchEvent
+
+    tty = sys.stderr.isatty() and not args.quiet
+    out = threading.Lock()
+    shown = [False, 0.0]  # a progress line is on screen; when it was drawn
+
+    def clear() -> None:
+        if shown[0]:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            shown[0] = False
+
+    def progress(p: Progress) -> None:
+        if not tty or not p.total or (time.monotonic() - shown[1] < 0.1 and p.done < p.total):
+            return
+        with out:
+            shown[0], shown[1] = True, time.monotonic()
+            sys.stderr.write(
+                f"\rindexing {p.done}/{p.total}  {p.rate:.1f} photos/s  ETA {_duration(p.eta)}"
+                "\033[K"
+            )
+            sys.stderr.flush()
+
+    def on_event(e: WatchEvent) -> None:
+        with out:
+            clear()
+            if args.json:
+                line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **e.to_json()}
+                print(json.dumps(line, ensure_ascii=True), flush=True)
+                return
+            print(f"{time.strftime('%H:%M:%S')}  {e.message}", flush=True)
+            if isinstance(e, PhotosIndexed):
+                for path, why in e.errors[:10]:
+                    print(f"  ✗ {path}: {why}", flush=True)
+                if len(e.errors) > 10:
+                    print(f"  … and {len(e.errors) - 10} more (photosearch status)", flush=True)
+
+    with _open(args) as lib:
+        if not lib.folders():
+            print("no folders in the library yet: photosearch folders add PATH", file=sys.stderr)
+            return 1
+        _ = lib.pack  # no usable model pack: say so now, not once per pass
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+        watcher = lib.watch(on_event, progress=progress, batch_size=args.batch_size)
+        print("watching the library's folders; press Ctrl-C to stop", file=sys.stderr)
+        interrupted = False
+        try:
+            while not watcher.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            watcher.stop()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        with out:
+            clear()
+    if not interrupted:  # the watcher's thread ended on its own: a bug, logged
+        print("photosearch: error: the folder watcher stopped unexpectedly", file=sys.stderr)
+        return 1
+    print("stopped watching", file=sys.stderr)
+    return 0
+
+
 # -- search ----------------------------------------------------------------------------------
+
+
+def _num(x: float | None) -> float | None:
+    # A photo found by name before it has a vector has no score: null, never NaN (not JSON).
+    return None if x is None or x != x else round(x, 6)
 
 
 def _result_json(r) -> dict[str, Any]:
@@ -245,9 +329,9 @@ def _result_json(r) -> dict[str, Any]:
     return {
         "rank": r.rank,
         "path": str(p.path),
-        "score": round(r.score, 6),
-        "fast_score": round(r.fast_score, 6),
-        "rerank_score": None if r.rerank_score is None else round(r.rerank_score, 6),
+        "score": _num(r.score),
+        "fast_score": _num(r.fast_score),
+        "rerank_score": _num(r.rerank_score),
         "matched": r.matched,
         "taken": p.taken,
         "format": p.format,
@@ -310,12 +394,6 @@ def _query(args: argparse.Namespace, *, text: str = "", like: str | None = None)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    if not (args.text or "").strip() and not args.like:
-        print(
-            "photosearch: error: give a description, or an example image with --like",
-            file=sys.stderr,
-        )
-        return 2
     query = _query(args, text=args.text or "", like=args.like)
     with _open(args) as lib:
         _print_results(lib.searcher.search(query), args.json)
@@ -514,6 +592,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="scan the folders and encode new or changed photos")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="then keep watching the folders and index changes as they happen, until Ctrl-C "
+        "(events one per line; with --json, one JSON object per line)",
+    )
     p.add_argument("--batch-size", type=_positive, default=32, help=argparse.SUPPRESS)
     p.add_argument("--checkpoint-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_index)
@@ -564,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "folders" and args.action in ("add", "remove") and not args.paths:
         parser.error(f"folders {args.action} needs at least one PATH")
+    if args.command == "search" and not args.text.strip() and not args.like:
+        parser.error("search needs a description, or an example image with --like")
     if not getattr(args, "func", None):
         args.json = False
         args.func = cmd_info

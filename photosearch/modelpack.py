@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -215,6 +216,15 @@ def _check_fields(manifest: dict[str, Any], path: Path) -> None:
             if key not in r:
                 raise PackError(f"field reranker.{key} is missing", pack=str(path), file=MANIFEST)
         ImageSpec.from_manifest(r["image"], "reranker image")
+        beta = r.get("beta")  # optional: the fusion weight chosen on validation data
+        if beta is not None and (
+            isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta)
+        ):
+            raise PackError(
+                f"field reranker.beta must be a finite number, not {beta!r}",
+                pack=str(path),
+                file=MANIFEST,
+            )
         referenced += [r["image_file"], r["scorer_file"], r["tokenizer"].get("file")]
     for name in referenced:
         if not isinstance(name, str) or name not in manifest["files"]:

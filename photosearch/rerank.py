@@ -14,6 +14,8 @@ photo scores the same whether its tokens were just computed or came from the cac
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import sqlite3
 import threading
@@ -142,7 +144,9 @@ class TokenCache:
         self._db: sqlite3.Connection | None = None
         try:
             self._db = self._open()
-        except sqlite3.DatabaseError as e:
+        except sqlite3.OperationalError as e:  # locked, unwritable, …: no cache this time
+            log.warning("token cache %s cannot be opened (%s); not caching", self.path, e)
+        except sqlite3.DatabaseError as e:  # not a database, malformed: it is only a cache
             log.warning("token cache %s is damaged (%s); starting an empty one", self.path, e)
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
@@ -152,7 +156,10 @@ class TokenCache:
                 log.warning("token cache disabled: %s", e2)
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise sqlite3.OperationalError(f"cannot create {self.path.parent}: {e}") from e
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -178,9 +185,11 @@ class TokenCache:
     def get(self, model: str, hashes: Sequence[str]) -> dict[str, NDArray[np.float16]]:
         """The cached tokens of these photos (by content hash); marks them as just used."""
         out: dict[str, NDArray[np.float16]] = {}
-        if self._db is None or not hashes:
+        if not hashes:
             return out
         with self._lock:
+            if self._db is None:
+                return out
             try:
                 for start in range(0, len(hashes), 500):
                     part = list(hashes[start : start + 500])
@@ -196,17 +205,18 @@ class TokenCache:
                             out[h] = arr.reshape(dims)
                 if out:
                     now = time.time()
-                    self._db.executemany(
-                        "UPDATE tokens SET used = ? WHERE model = ? AND hash = ?",
-                        [(now, model, h) for h in out],
-                    )
+                    with self._db:  # one transaction for all the touches
+                        self._db.executemany(
+                            "UPDATE tokens SET used = ? WHERE model = ? AND hash = ?",
+                            [(now, model, h) for h in out],
+                        )
             except sqlite3.Error as e:
                 log.warning("token cache read failed: %s", e)
         return out
 
     def put(self, model: str, tokens: dict[str, NDArray[np.float16]]) -> None:
         """Store tokens (float16), then trim the least recently used beyond ``max_bytes``."""
-        if self._db is None or not tokens or self.max_bytes <= 0:
+        if not tokens or self.max_bytes <= 0:
             return
         now = time.time()
         rows = [
@@ -214,6 +224,8 @@ class TokenCache:
             for h, t in tokens.items()
         ]
         with self._lock:
+            if self._db is None:
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
@@ -221,14 +233,16 @@ class TokenCache:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     [(m, h, sh, d, len(d), now) for m, h, sh, d in rows],
                 )
-                self._trim()
+                self._trim(now)
                 self._db.execute("COMMIT")
             except sqlite3.Error as e:
                 log.warning("token cache write failed (%s); the tokens are not kept", e)
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
 
-    def _trim(self) -> None:
+    def _trim(self, now: float) -> None:
+        """Remove the least recently used entries beyond ``max_bytes``; never those just put
+        (a batch larger than the whole cache then overfills it until the next put)."""
         assert self._db is not None
         total = self._db.execute("SELECT coalesce(sum(bytes), 0) FROM tokens").fetchone()[0]
         if total <= self.max_bytes:
@@ -237,26 +251,28 @@ class TokenCache:
         # Oldest first, until what is removed covers the excess.
         cut = self._db.execute(
             "SELECT used FROM (SELECT used, sum(bytes) OVER (ORDER BY used, hash) AS run "
-            "FROM tokens) WHERE run >= ? ORDER BY used LIMIT 1",
-            (excess,),
+            "FROM tokens WHERE used < ?) WHERE run >= ? ORDER BY used LIMIT 1",
+            (now, excess),
         ).fetchone()
         if cut is not None:
-            self._db.execute("DELETE FROM tokens WHERE used <= ?", (cut[0],))
+            self._db.execute("DELETE FROM tokens WHERE used <= ? AND used < ?", (cut[0], now))
+        else:
+            self._db.execute("DELETE FROM tokens WHERE used < ?", (now,))
 
     def stats(self) -> tuple[int, int]:
         """(photos, bytes) held."""
-        if self._db is None:
-            return 0, 0
         with self._lock:
+            if self._db is None:
+                return 0, 0
             n, b = self._db.execute(
                 "SELECT count(*), coalesce(sum(bytes), 0) FROM tokens"
             ).fetchone()
         return int(n), int(b)
 
     def clear(self) -> None:
-        if self._db is None:
-            return
         with self._lock:
+            if self._db is None:
+                return
             self._db.execute("DELETE FROM tokens")
             self._db.execute("VACUUM")
 
@@ -293,8 +309,11 @@ class Reranker:
         self.cache = cache
         self.batch_size = batch_size
         self.decode_threads = max(1, decode_threads)
-        # Tokens depend on the reranker's image graph only.
-        self.model_id = f"{pack.name}@{pack.manifest['files'][self.spec.image_file]['sha256'][:12]}"
+        # Tokens depend on the reranker's image graph and the preprocessing that feeds it.
+        image = pack.manifest["reranker"]["image"]
+        prep = hashlib.sha256(json.dumps(image, sort_keys=True).encode()).hexdigest()[:8]
+        graph = pack.manifest["files"][self.spec.image_file]["sha256"][:12]
+        self.model_id = f"{pack.name}@{graph}.{prep}"
 
     @property
     def device(self) -> str:
@@ -311,11 +330,17 @@ class Reranker:
     def _compute(
         self, photos: Sequence[PhotoDetails], cancel: threading.Event | None
     ) -> dict[int, NDArray[np.float16] | None]:
-        """Decode and tokenise photos: id → float16 tokens (None if the file cannot be read)."""
+        """Decode and tokenise photos: id → float16 tokens (None if the file cannot be read).
+
+        Each batch is cached as soon as it is done, so a refinement cancelled by the next
+        keystroke still leaves its work for the query that replaced it.
+        """
         out: dict[int, NDArray[np.float16] | None] = {}
 
         def load(p: PhotoDetails) -> NDArray[np.float32] | None:
             if cancel is not None and cancel.is_set():
+                return None
+            if not p.online:  # an unplugged drive or a stale share: do not even try
                 return None
             try:
                 return load_for_model(p.path, self.spec.image)[0]
@@ -336,8 +361,13 @@ class Reranker:
                 if good:
                     batch = np.stack([pixels[i] for i in good])
                     tokens = self.scorer.image_tokens(batch).astype(np.float16)
+                    fresh = {}
                     for j, i in enumerate(good):
                         out[part[i].id] = tokens[j]
+                        if part[i].content_hash:
+                            fresh[part[i].content_hash] = tokens[j]
+                    if self.cache is not None:
+                        self.cache.put(self.model_id, fresh)
         return out
 
     def tokens(
@@ -363,11 +393,7 @@ class Reranker:
                 missing.append(p)
         hits = len(out)
         if missing:
-            computed = self._compute(missing, cancel)
-            out.update(computed)
-            if self.cache is not None:
-                by_hash = {p.content_hash: computed.get(p.id) for p in missing if p.content_hash}
-                self.cache.put(self.model_id, {h: t for h, t in by_hash.items() if t is not None})
+            out.update(self._compute(missing, cancel))
         return out, hits
 
     def score(

@@ -193,11 +193,17 @@ class Searcher:
     ) -> Results:
         """Run ``query`` and return its final list.
 
-        When a refinement follows, the fast list first goes to ``on_fast`` (if given); when
-        there is nothing to refine, the fast list is the final list and ``on_fast`` is not
-        called. Raises :class:`Cancelled` if ``cancel`` is set before the refinement ends.
+        When a refinement is to be tried (``rerank`` > 0, a text, some results), the fast list
+        first goes to ``on_fast`` (if given); the final list is then the refined one, or the
+        fast one again with :attr:`Results.note` saying why refining was not possible. With
+        nothing to refine, the fast list is the final list and ``on_fast`` is not called.
+        Raises :class:`Cancelled` if ``cancel`` is set before the refinement ends.
         """
         query.check()
+        if query.filters.folder is not None:  # the catalog holds resolved paths
+            query = replace(
+                query, filters=replace(query.filters, folder=folder_filter(query.filters.folder))
+            )
         lib = self.library
         k_rerank, beta = self.settings(query)
         t0 = time.perf_counter()
@@ -220,45 +226,24 @@ class Searcher:
         qv = _unit(np.sum(vecs, axis=0))
         t1 = time.perf_counter()
 
-        index = lib.index
         allowed = lib.catalog.filtered_ids(lib.pack.id, query.filters) if query.filters else None
-        want = max(query.n, k_rerank) + (1 if like_id is not None else 0)
-        fetch = want * NEGATIVE_OVERFETCH + 50 if len(negatives) else want
-        pairs: list[tuple[int, float]] = []
-        if len(index) and (allowed is None or len(allowed)):
-            scores, ids = index.search(qv[None, :], min(fetch, len(index)), allowed=allowed)
-            pairs = [
-                (int(i), float(s))
-                for i, s in zip(ids[0], scores[0], strict=True)
-                if i >= 0 and int(i) != like_id
-            ]
-        if len(negatives) and pairs:
-            stored = self._vectors([i for i, _ in pairs])
-            keep = []
-            for i, s in pairs:
-                v = stored.get(i)
-                if v is None:
-                    continue
-                if float((negatives @ v).max()) <= float(reference @ v):
-                    keep.append((i, s))
-            pairs = keep
-        pairs = pairs[: max(query.n, k_rerank)]
+        want = max(query.n, k_rerank)
+        pairs = self._content(qv, want, like_id, allowed, reference, negatives)
         t2 = time.perf_counter()
 
         name_ids: list[int] = []
         if query.names and text:
-            name_ids = [
-                i
-                for i in lib.catalog.match_names(text.split(), filters=query.filters, limit=query.n)
-                if i != like_id
-            ]
+            # More than n: ties in bm25 (a folder's photos) are then ordered by content.
+            found = lib.catalog.match_names(
+                text.split(), filters=query.filters, limit=max(10 * query.n, 100)
+            )
+            name_ids = [i for i in found if i != like_id]
             if name_ids and len(negatives):
                 stored = self._vectors(name_ids)
                 name_ids = [
                     i
                     for i in name_ids
-                    if i not in stored
-                    or float((negatives @ stored[i]).max()) <= float(reference @ stored[i])
+                    if i not in stored or not _excluded(stored[i], reference, negatives)
                 ]
         t3 = time.perf_counter()
 
@@ -267,19 +252,23 @@ class Searcher:
         missing = [i for i in name_ids if i not in fast]
         if missing:
             fast.update((i, float(v @ qv)) for i, v in self._vectors(missing).items())
-        names_ranked = sorted(name_ids, key=lambda i: -fast.get(i, -np.inf))
+        # A photo with no vector yet (still being indexed) can match by name: it ranks last.
+        names_ranked = sorted(name_ids, key=lambda i: -fast.get(i, -np.inf))[: query.n]
         details = lib.catalog.details([i for i, _ in pairs] + names_ranked)
 
-        def build(content: list[tuple[int, float, float | None]], timing: Timing, **kw: Any):
+        def build(
+            content: list[tuple[int, float, float | None]], timing: Timing, **kw: Any
+        ) -> Results:
+            scored = {i: (score, h) for i, score, h in content}
             rows: list[Result] = []
             seen: set[int] = set()
             for i in names_ranked:
                 if i in details and i not in seen:
                     seen.add(i)
                     f = fast.get(i, float("nan"))
-                    rows.append(
-                        Result(0, details[i], f, f, None, "both" if i in content_ids else "name")
-                    )
+                    score, h = scored.get(i, (f, None))
+                    match = "both" if i in content_ids else "name"
+                    rows.append(Result(0, details[i], score, f, h, match))
             for i, score, h in content:
                 if i in details and i not in seen:
                     seen.add(i)
@@ -294,25 +283,32 @@ class Searcher:
             total_ms=(time.perf_counter() - t0) * 1000,
         )
         fast_results = build([(i, s, None) for i, s in pairs], fast_timing)
-
-        reason = None
-        reranker = None
-        if k_rerank <= 0:
-            pass
-        elif not text:
-            reason = "refinement needs a description (an image-only query is not re-ranked)"
-        elif not pairs:
-            pass
-        else:
-            reranker, reason = lib.reranker_or_reason()
-        if reranker is None:
-            return replace(fast_results, note=reason, rerank=0 if reason else k_rerank)
+        if k_rerank <= 0 or not pairs:
+            return replace(fast_results, rerank=0 if k_rerank <= 0 else k_rerank)
+        if not text:
+            return replace(
+                fast_results,
+                rerank=0,
+                note="refinement needs a description (an image-only query is not re-ranked)",
+            )
+        # The fast list is shown before the reranker is even loaded (its first load takes
+        # seconds); then the refinement runs, and any failure of it leaves the fast list.
         if on_fast is not None:
             on_fast(fast_results)
         check(cancel)
-
+        t4 = time.perf_counter()
+        reranker, reason = lib.reranker_or_reason()
+        if reranker is None:
+            return replace(fast_results, rerank=0, note=reason)
+        check(cancel)
         head = [(i, s) for i, s in pairs[:k_rerank] if i in details]
-        hbar, stats = reranker.score(text, [details[i] for i, _ in head], cancel)
+        try:
+            hbar, stats = reranker.score(text, [details[i] for i, _ in head], cancel)
+        except Cancelled:
+            raise
+        except (PhotosearchError, OSError, MemoryError) as e:
+            log.warning("refinement failed: %s", e)
+            return replace(fast_results, rerank=0, note=f"refinement failed ({e}): fast results")
         check(cancel)
         refined = []
         unread = []
@@ -323,11 +319,14 @@ class Searcher:
                 refined.append((i, s + beta * h, h))
         refined.sort(key=lambda r: -r[1])
         rest = [(i, s, None) for i, s in pairs[len(head) :]]
-        t4 = time.perf_counter()
-        timing = replace(fast_timing, rerank_ms=(t4 - t3) * 1000, total_ms=(t4 - t0) * 1000)
+        t5 = time.perf_counter()
+        timing = replace(fast_timing, rerank_ms=(t5 - t4) * 1000, total_ms=(t5 - t0) * 1000)
         note = None
         if stats.unreadable:
-            note = f"{stats.unreadable} of the top {len(head)} could not be read for refinement"
+            note = (
+                f"{stats.unreadable} of the top {len(head)} could not be read for refinement "
+                "(missing, offline or damaged); they follow the refined ones"
+            )
         return build(
             refined + unread + rest,
             timing,
@@ -336,6 +335,49 @@ class Searcher:
             rerank_stats=stats,
             note=note,
         )
+
+    def _content(
+        self,
+        qv: NDArray[np.float32],
+        want: int,
+        like_id: int | None,
+        allowed: NDArray[np.int64] | None,
+        reference: NDArray[np.float32] | None,
+        negatives: NDArray[np.float32],
+    ) -> list[tuple[int, float]]:
+        """The ``want`` best content matches, (id, fast score), without the example photo and
+        without photos a negative term describes better than the query."""
+        index = self.library.index
+        if not len(index) or (allowed is not None and not len(allowed)):
+            return []
+        limit = len(index) if allowed is None else min(len(index), len(allowed))
+        fetch = want + 1 if not len(negatives) else want * NEGATIVE_OVERFETCH + 50
+        while True:
+            fetch = min(fetch, limit)
+            scores, ids = index.search(qv[None, :], fetch, allowed=allowed)
+            pairs = [
+                (int(i), float(s))
+                for i, s in zip(ids[0], scores[0], strict=True)
+                if i >= 0 and int(i) != like_id
+            ]
+            if len(negatives) and pairs:
+                stored = self._vectors([i for i, _ in pairs])
+                pairs = [
+                    (i, s)
+                    for i, s in pairs
+                    if i in stored and not _excluded(stored[i], reference, negatives)
+                ]
+            # Negative terms may have dropped too many: fetch deeper until enough or all.
+            if len(pairs) >= want or fetch >= limit:
+                return pairs[:want]
+            fetch *= 4
+
+
+def _excluded(
+    v: NDArray[np.float32], reference: NDArray[np.float32] | None, negatives: NDArray[np.float32]
+) -> bool:
+    """Whether a negative term describes this photo better than the query's text does."""
+    return reference is not None and float((negatives @ v).max()) > float(reference @ v)
 
 
 @dataclass
@@ -390,6 +432,7 @@ class LatestSearch:
                 if job is not None:
                     job.cancel.set()
             self._next = None
+            self._cond.notify_all()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until nothing is queued or running; False on timeout."""
@@ -456,17 +499,19 @@ def parse_date(text: str) -> str:
     raise QueryError(f"not a date: {text!r} (use YYYY, YYYY-MM or YYYY-MM-DD)")
 
 
-FORMAT_NAMES = {
-    "jpg": "JPEG",
-    "jpeg": "JPEG",
-    "png": "PNG",
-    "webp": "WEBP",
-    "heic": "HEIF",
-    "heif": "HEIF",
-    "tif": "TIFF",
-    "tiff": "TIFF",
-    "gif": "GIF",
-    "bmp": "BMP",
+# Pillow names a phone's multi-picture JPEG "MPO": it is a JPEG to the person asking.
+FORMAT_NAMES: dict[str, tuple[str, ...]] = {
+    "jpg": ("JPEG", "MPO"),
+    "jpeg": ("JPEG", "MPO"),
+    "png": ("PNG",),
+    "webp": ("WEBP",),
+    "heic": ("HEIF",),
+    "heif": ("HEIF",),
+    "avif": ("AVIF",),
+    "tif": ("TIFF",),
+    "tiff": ("TIFF",),
+    "gif": ("GIF",),
+    "bmp": ("BMP",),
 }
 
 
@@ -479,7 +524,7 @@ def parse_formats(names: Sequence[str]) -> tuple[str, ...]:
             raise QueryError(
                 f"unknown file type {name!r} (known: {', '.join(sorted(FORMAT_NAMES))})"
             )
-        out.append(FORMAT_NAMES[key])
+        out.extend(FORMAT_NAMES[key])
     return tuple(dict.fromkeys(out))
 
 

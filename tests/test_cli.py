@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from photosearch import __version__
 
 
@@ -193,6 +195,7 @@ def test_search_options_and_settings(
 
     good_photos(tmp_path / "p" / "a", 4)
     good_photos(tmp_path / "p" / "b", 4, start_seed=50)
+    (tmp_path / "p" / "IMG_9999.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     for args in (
         ("models", "import", str(tiny_coca_pack)),
         ("folders", "add", str(tmp_path / "p")),
@@ -229,6 +232,13 @@ def test_search_options_and_settings(
         isolated_home, "search", "--like", str(tmp_path / "p" / "a" / "photo_000.jpg"), "--json"
     )
     assert like.returncode == 0 and len(json.loads(like.stdout)["results"]) == 7
+
+    # Found by its name although it could not be read: no score, and still valid JSON.
+    named = photosearch(isolated_home, "search", "IMG_9999", "--json")
+    by_name = json.loads(named.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    first = by_name["results"][0]
+    assert first["path"].endswith("IMG_9999.jpg") and first["matched"] == "name"
+    assert first["score"] is None and first["fast_score"] is None
 
     human = photosearch(isolated_home, "search", "a red circle", "-n", "2", "--rerank", "2")
     assert human.returncode == 0 and len(human.stdout.splitlines()) == 2

@@ -330,6 +330,7 @@ def compact_pack(
     overwrite: bool = False,
     families: int = PARITY_FAMILIES,
     max_file_bytes: int = MAX_FILE_BYTES,
+    beta: float | None = None,
 ) -> dict[str, Any]:
     """Write the compact form of the pack at ``src`` to ``out`` (atomically: nothing is left at
     ``out`` unless every file is small enough and the parity check passes). Returns a report:
@@ -359,6 +360,8 @@ def compact_pack(
             raise PackError(f"files still {max_file_bytes} bytes or more: {big}", pack=str(src))
 
         manifest = {k: v for k, v in original.manifest.items() if k != "files"}
+        if beta is not None:  # the fusion weight search uses by default with this pack
+            manifest["reranker"] = {**manifest["reranker"], "beta": float(beta)}
         manifest[MANIFEST_KEY] = {
             "note": (
                 "token embeddings and the vocabulary projection keep only the synthetic world's "
@@ -400,9 +403,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=PARITY_FAMILIES,
         help=f"validation families for the parity check (default {PARITY_FAMILIES})",
     )
+    parser.add_argument(
+        "--beta",
+        type=float,
+        help="record this fusion weight as the pack's reranker.beta (the one chosen on "
+        "validation by benchmarks.synthetic.evaluate)",
+    )
     args = parser.parse_args(argv)
     try:
-        report = compact_pack(args.src, args.out, overwrite=args.overwrite, families=args.families)
+        report = compact_pack(
+            args.src, args.out, overwrite=args.overwrite, families=args.families, beta=args.beta
+        )
     except PackError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
