@@ -161,6 +161,7 @@ def run(
     fresh: bool = False,
     slow_queries: int | None = None,
     base_steps: int | None = None,
+    stage2_steps: int | None = None,
 ) -> dict[str, Any]:
     p = PRESETS[preset]
     if fresh and work.exists():
@@ -185,7 +186,7 @@ def run(
                 init_sha256=modelpack.sha256_file(base_ckpt),
                 distill_weight=weight,
                 caption_weight=0.0,
-                **p["stage2"],
+                **(p["stage2"] | ({"steps": stage2_steps} if stage2_steps else {})),
             )
             summaries[name] = _train(name, r, work)
             runs[name] = (work / name / train.MODEL_FILE, base_ckpt)
@@ -245,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="stage-1 steps (full: 5000); more than a finished run's continue from its last "
         "saved state (every 1,000 steps)",
     )
+    p.add_argument(
+        "--stage2-steps", type=int, help="steps of the distilled and control runs (full: 600)"
+    )
     return p
 
 
@@ -261,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         fresh=args.fresh,
         slow_queries=args.slow_queries,
         base_steps=args.base_steps,
+        stage2_steps=args.stage2_steps,
     )
     for goal in report["goals"]:
         print(f"{'met' if goal['met'] else 'NOT met'}: {goal['goal']} ({goal['value']})")
