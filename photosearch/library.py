@@ -13,10 +13,10 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from photosearch.indexer import IndexControl, Indexer, IndexReport, Progress
 from photosearch.rerank import CACHE_FILE, DEFAULT_CACHE_BYTES, Reranker, TokenCache
 from photosearch.search import DEFAULT_BETA, DEFAULT_RERANK, Query, Results, Searcher
 from photosearch.vectors import IndexFileError, VectorIndex
+
+if TYPE_CHECKING:
+    from photosearch.watcher import Watcher, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,13 @@ def _mib(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError("must be a number of seconds above 0")
+    return value
+
+
 def _flag(text: str) -> bool:
     t = text.strip().lower()
     if t in ("1", "true", "yes", "on"):
@@ -113,6 +123,12 @@ SETTINGS: dict[str, Setting] = {
     ),
     "rerank_precompute": Setting(
         _flag, False, "compute reranker image tokens for every photo after indexing"
+    ),
+    "watch_rescan_seconds": Setting(
+        _seconds, 900.0, "while watching: seconds between full rescans (events can be missed)"
+    ),
+    "watch_poll_seconds": Setting(
+        _seconds, 60.0, "while watching: seconds between checks of unwatchable or offline folders"
     ),
 }
 
@@ -196,6 +212,7 @@ class Library:
         self._text_encoder: TextEncoder | None = None
         self._reranker: Reranker | None = None
         self._reranker_problem: str | None = None
+        self._watchers: list[Watcher] = []
         self.searcher = Searcher(self)
 
     def __enter__(self) -> Library:
@@ -205,7 +222,10 @@ class Library:
         self.close()
 
     def close(self) -> None:
-        """Stop a running indexing job (it keeps what it committed), save, release the lock."""
+        """Stop watchers and a running indexing job (they keep what they committed), save,
+        release the lock."""
+        for watcher in list(self._watchers):
+            watcher.stop()
         if self._control is not None:
             self._control.cancel()
         try:
@@ -429,12 +449,28 @@ class Library:
 
     # -- indexing --------------------------------------------------------------------------
 
-    def scan(self) -> scanner.ScanReport:
+    def scan(
+        self,
+        folders: Sequence[Path] | None = None,
+        *,
+        defer: Callable[[scanner.FileEntry], bool] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> scanner.ScanReport:
+        """Diff the library's folders (all, or those of ``folders``) against the disk and record
+        what changed; ``defer`` and ``cancelled`` as in :func:`scanner.scan`."""
         with self._job:
-            report = scanner.scan(self.catalog, self.catalog.folders())
+            chosen = self.catalog.folders()
+            if folders is not None:
+                wanted = {Path(f) for f in folders}
+                chosen = [f for f in chosen if f.path in wanted]
+            report = scanner.scan(self.catalog, chosen, defer=defer, cancelled=cancelled)
+            # Load (and check) the index before apply() moves the catalog's generation on, or
+            # a current index file would look stale and be rebuilt.
+            drops = report.count("deleted") or report.count("changed")
+            index = self.index if drops and self._has_pack() else None
             stale = scanner.apply(self.catalog, report)
-            if stale and self._has_pack():
-                self.index.remove(np.array(stale, np.int64))
+            if stale and index is not None:
+                index.remove(np.array(stale, np.int64))
                 self._index_dirty = True
                 self.save_index()
             return report
@@ -446,11 +482,14 @@ class Library:
         control: IndexControl | None = None,
         batch_size: int = 32,
         checkpoint_seconds: float = 30.0,
+        folders: Sequence[Path] | None = None,
+        defer: Callable[[scanner.FileEntry], bool] | None = None,
     ) -> IndexRunReport:
-        """Scan every folder, then encode what is new or changed.
+        """Scan every folder (or only ``folders``), then encode what is new or changed.
 
         The vector index is saved every ``checkpoint_seconds`` and at the end; after a kill,
-        the next open rebuilds it from the catalog if it is behind.
+        the next open rebuilds it from the catalog if it is behind. ``defer`` leaves files out
+        of the scan (see :func:`scanner.scan`). Cancelled during the scan, nothing is recorded.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -458,7 +497,9 @@ class Library:
         with self._job:
             self._control = control
             try:
-                return self._index_photos(progress, control, batch_size, checkpoint_seconds)
+                return self._index_photos(
+                    progress, control, batch_size, checkpoint_seconds, folders, defer
+                )
             finally:
                 self._control = None
 
@@ -468,9 +509,14 @@ class Library:
         control: IndexControl,
         batch_size: int,
         checkpoint_seconds: float,
+        folders: Sequence[Path] | None = None,
+        defer: Callable[[scanner.FileEntry], bool] | None = None,
     ) -> IndexRunReport:
         pack = self.pack
-        scan = self.scan()
+        try:
+            scan = self.scan(folders, defer=defer, cancelled=control.cancel_event.is_set)
+        except scanner.ScanCancelled:
+            return IndexRunReport(0, 0, 0, 0, [], [], IndexReport(cancelled=True))
         index = self.index
         last_save = time.monotonic()
 
@@ -506,6 +552,18 @@ class Library:
             problems=scan.problems,
             run=run,
         )
+
+    def watch(
+        self, on_event: Callable[[WatchEvent], None] | None = None, **options: Any
+    ) -> Watcher:
+        """Start watching the library's folders (see :class:`photosearch.watcher.Watcher`, whose
+        keyword ``options`` these are); returns the running watcher. Closing the library stops
+        it."""
+        from photosearch.watcher import Watcher
+
+        watcher = Watcher(self, on_event, **options)
+        watcher.start()
+        return watcher
 
     # -- search ----------------------------------------------------------------------------
 
@@ -580,7 +638,7 @@ class Library:
                             pack, device=self.device, threads=self.threads, cache=cache
                         )
                         log.info("reranker loaded on %s", self._reranker.device)
-                    except PhotosearchError as e:
+                    except (PhotosearchError, OSError) as e:
                         self._reranker_problem = (
                             f"the reranker could not be loaded ({e}): showing the fast results"
                         )
@@ -589,18 +647,30 @@ class Library:
 
     def precompute_rerank_tokens(self, control: IndexControl | None = None) -> int:
         """Compute the reranker's image tokens of indexed photos not yet in its cache (the
-        ``rerank_precompute`` setting runs this after indexing); returns how many."""
+        ``rerank_precompute`` setting runs this after indexing); returns how many.
+
+        The newest photos first, and only as many as the cache holds: filling it past its
+        bound would only evict the tokens of recent searches.
+        """
         reranker, _ = self.reranker_or_reason()
-        if reranker is None:
+        if reranker is None or reranker.cache is None:
             return 0
-        ids = self.catalog.filtered_ids(self.pack.id, Filters()).tolist()
+        spec = reranker.spec
+        per_photo = spec.tokens * spec.token_dim * 2  # float16
+        room = max(0, reranker.cache.max_bytes // per_photo)
+        ids = self.catalog.filtered_ids(self.pack.id, Filters())[::-1][:room].tolist()
         cancel = control.cancel_event if control is not None else None
         done = 0
-        for start in range(0, len(ids), 256):
-            if cancel is not None and cancel.is_set():
-                break
-            photos = list(self.catalog.details(ids[start : start + 256]).values())
-            done += reranker.precompute([p for p in photos if p.online], cancel)
+        try:
+            for start in range(0, len(ids), 256):
+                if cancel is not None and cancel.is_set():
+                    break
+                if control is not None:
+                    control.wait_while_paused()
+                photos = list(self.catalog.details(ids[start : start + 256]).values())
+                done += reranker.precompute([p for p in photos if p.online], cancel)
+        except (PhotosearchError, OSError, MemoryError) as e:  # indexing itself succeeded
+            log.warning("precomputing reranker tokens stopped: %s", e)
         return done
 
     # -- health ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from photosearch.catalog import Catalog, Folder, PhotoRecord, fs_bytes
+from photosearch.errors import PhotosearchError
 from photosearch.imaging import SUPPORTED_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,10 @@ SYSTEM_FOLDERS = frozenset(
     }
 )
 HASH_CHUNK = 1 << 20
+
+
+class ScanCancelled(PhotosearchError):
+    """A scan was asked to stop; nothing it saw was recorded."""
 
 
 def file_hash(path: Path) -> str:
@@ -67,6 +72,8 @@ class ScanReport:
     diffs: list[FolderDiff] = field(default_factory=list)
     offline: list[Folder] = field(default_factory=list)
     problems: list[tuple[Path, str]] = field(default_factory=list)
+    # New or changed files left for a later scan (still being written, see ``scan(defer=)``).
+    deferred: list[Path] = field(default_factory=list)
     seen: int = 0
 
     def count(self, kind: str) -> int:
@@ -170,9 +177,19 @@ def scan(
     *,
     include_hidden: bool = False,
     hasher: Callable[[Path], str] = file_hash,
+    defer: Callable[[FileEntry], bool] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> ScanReport:
-    """Diff ``folders`` against the catalog. Reads only; :func:`apply` records the result."""
+    """Diff ``folders`` against the catalog. Reads only; :func:`apply` records the result.
+
+    ``defer`` is asked about every new or changed file: True leaves it out of this scan (it may
+    still be being written), as if it were not there yet and its catalog row, if any, as it
+    was. A photo gone from its place whose size matches a deferred file is kept too, since it
+    may be that file's move. ``cancelled`` is polled while walking: when it returns True the
+    scan raises :class:`ScanCancelled`.
+    """
     report = ScanReport()
+    deferred_sizes: set[int] = set()
     # Candidates for moves: photos gone from their place, by size, then by content hash.
     vanished: dict[int, PhotoRecord] = {}
     appeared: list[tuple[FolderDiff, FileEntry]] = []
@@ -199,10 +216,20 @@ def scan(
             on_problem=problem,
             other_roots=tuple(r for r in roots if r != folder.path.resolve()),
         ):
+            if cancelled is not None and cancelled():
+                raise ScanCancelled("the scan was cancelled")
             report.seen += 1
             key = fs_bytes(entry.path)
             on_disk.add(key)
             rec = known.get(key)
+            if (
+                defer is not None
+                and (rec is None or rec.size != entry.size or rec.mtime_ns != entry.mtime_ns)
+                and defer(entry)
+            ):
+                report.deferred.append(entry.path)
+                deferred_sizes.add(entry.size)
+                continue
             if rec is None:
                 appeared.append((diff, entry))
             elif rec.size != entry.size or rec.mtime_ns != entry.mtime_ns:
@@ -220,6 +247,8 @@ def scan(
         candidates = [r for r in by_size.get(entry.size, []) if r.id in vanished]
         match = None
         if candidates:
+            if cancelled is not None and cancelled():
+                raise ScanCancelled("the scan was cancelled")
             try:
                 digest = hasher(entry.path)
             except OSError as e:
@@ -233,7 +262,8 @@ def scan(
             diff.new.append(entry)
     by_folder = {d.folder.id: d for d in report.diffs}
     for rec in vanished.values():
-        by_folder[rec.folder_id].deleted.append(rec.id)
+        if rec.size not in deferred_sizes:
+            by_folder[rec.folder_id].deleted.append(rec.id)
     return report
 
 

@@ -1,0 +1,826 @@
+"""Watched folders: keep the catalog in step with the disk while the library is open.
+
+watchdog events only say which library folder changed and when. A worker thread waits until a
+folder has been quiet for a moment (or busy for too long), then reconciles it with the same
+scan and indexer as ``photosearch index``: moves keep their vectors, an unplugged drive is only
+marked offline, and files still being written are left for a later pass. Folders that cannot be
+watched (inotify limits, permissions, network file systems) are polled instead, and every
+folder is rescanned now and then, because watchers miss events.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from watchdog import events as wd_events
+from watchdog.observers import Observer
+
+from photosearch.errors import PhotosearchError
+from photosearch.imaging import SUPPORTED_EXTENSIONS
+from photosearch.indexer import IndexControl, Progress
+from photosearch.scanner import FileEntry, is_hidden
+
+try:  # Linux only: the one observer that reports when a file written to is closed
+    from watchdog.observers.inotify import InotifyObserver
+except ImportError:  # pragma: no cover - other platforms
+    InotifyObserver = None  # type: ignore[assignment,misc]
+
+if TYPE_CHECKING:
+    from photosearch.library import Library
+
+log = logging.getLogger(__name__)
+
+
+# -- events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """Something a person may want to see while folders are watched. ``message`` says it in
+    words; ``to_json()`` is the stable form (``event`` is the kind)."""
+
+    kind: ClassVar[str] = "event"
+
+    @property
+    def message(self) -> str:
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.kind}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [str(v) if isinstance(v, Path) else v for v in value]
+            out[f.name] = value
+        out["message"] = self.message
+        return out
+
+
+def _photos(n: int) -> str:
+    return f"{n} photo" if n == 1 else f"{n} photos"
+
+
+@dataclass(frozen=True)
+class WatchStarted(WatchEvent):
+    """A folder is watched live: changes to it are indexed within seconds."""
+
+    kind: ClassVar[str] = "watching"
+    path: Path
+
+    @property
+    def message(self) -> str:
+        return f"watching {self.path}"
+
+
+@dataclass(frozen=True)
+class WatchFallback(WatchEvent):
+    """A folder cannot be watched live; it is checked every ``interval`` seconds instead."""
+
+    kind: ClassVar[str] = "watch_fallback"
+    path: Path
+    reason: str
+    interval: float
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.path}: cannot watch for changes ({self.reason}); "
+            f"checking it every {self.interval:g} s instead"
+        )
+
+
+@dataclass(frozen=True)
+class Ready(WatchEvent):
+    """The first pass is done: the catalog matches the disk (but for ``waiting`` files still
+    being written, indexed once complete), and changes are followed from now on."""
+
+    kind: ClassVar[str] = "ready"
+    photos: int
+    folders: int
+    waiting: int = 0
+
+    @property
+    def message(self) -> str:
+        folders = "1 folder" if self.folders == 1 else f"{self.folders} folders"
+        said = f"up to date: {_photos(self.photos)} in {folders}"
+        if self.waiting:
+            said += f"; {self.waiting} just written, indexed once complete"
+        return said
+
+
+@dataclass(frozen=True)
+class PhotosIndexed(WatchEvent):
+    """A pass found changes and recorded them: photos indexed (new or changed on disk; of
+    which ``reused`` took the vector of an identical copy), moved or renamed (vectors kept),
+    removed, unreadable (``errors`` lists each path with its reason)."""
+
+    kind: ClassVar[str] = "indexed"
+    indexed: int
+    reused: int
+    moved: int
+    removed: int
+    failed: int
+    seconds: float
+    folders: tuple[Path, ...]
+    errors: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def message(self) -> str:
+        parts = [
+            (self.indexed, "indexed"),
+            (self.moved, "moved or renamed"),
+            (self.removed, "removed"),
+            (self.failed, "unreadable"),
+        ]
+        said = [(n, what) for n, what in parts if n]
+        if not said:
+            return "catalog updated"
+        first = f"{_photos(said[0][0])} {said[0][1]}"
+        return ", ".join([first] + [f"{n} {what}" for n, what in said[1:]])
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        out["errors"] = [{"path": p, "reason": r} for p, r in self.errors]
+        return out
+
+
+@dataclass(frozen=True)
+class FolderOffline(WatchEvent):
+    """A folder disappeared (unplugged drive, unmounted share): its photos are kept, shown as
+    offline, and come back with it."""
+
+    kind: ClassVar[str] = "folder_offline"
+    path: Path
+
+    @property
+    def message(self) -> str:
+        return f"{self.path}: folder offline (unplugged or unmounted?); its photos are kept"
+
+
+@dataclass(frozen=True)
+class FolderOnline(WatchEvent):
+    kind: ClassVar[str] = "folder_online"
+    path: Path
+
+    @property
+    def message(self) -> str:
+        return f"{self.path}: folder back online"
+
+
+@dataclass(frozen=True)
+class IndexingFailed(WatchEvent):
+    """A pass failed (no model pack, a damaged pack, a full disk); it is tried again after
+    ``retry`` seconds. Everything committed before the failure is kept."""
+
+    kind: ClassVar[str] = "error"
+    reason: str
+    retry: float
+
+    @property
+    def message(self) -> str:
+        return f"indexing failed: {self.reason}; trying again in {self.retry:g} s"
+
+
+# -- file system events ------------------------------------------------------------------------
+
+
+def _event_types(*names: str) -> list[type]:
+    # watchdog added some event types over its versions; ask only for those it has.
+    return [getattr(wd_events, n) for n in names if hasattr(wd_events, n)]
+
+
+# What reaches us: never opens or reads (the indexer's own reads would wake the watcher).
+_FOLDER_EVENTS = _event_types(
+    "FileCreatedEvent",
+    "FileModifiedEvent",
+    "FileAttribEvent",
+    "FileDeletedEvent",
+    "FileMovedEvent",
+    "FileClosedEvent",
+    "DirCreatedEvent",
+    "DirDeletedEvent",
+    "DirMovedEvent",
+)
+# On a library folder's parent: the folder itself appearing, disappearing or renamed (a watch
+# on the folder follows its inode wherever it goes, and says nothing when it leaves).
+_PARENT_EVENTS = _event_types("DirCreatedEvent", "DirDeletedEvent", "DirMovedEvent")
+
+# File systems whose changes made elsewhere (another machine, the Windows side of WSL) never
+# reach inotify: polled instead.
+NETWORK_FILE_SYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "drvfs", "ceph", "glusterfs"}
+    | {"lustre", "gpfs", "davfs", "fuse.sshfs", "fuse.rclone", "fuse.s3fs", "fuse.davfs2"}
+    | {"fuse.glusterfs", "fuse.gvfsd-fuse"}
+)
+
+
+def network_file_system(path: Path) -> str | None:
+    """The type of the network file system ``path`` is on (Linux), else None."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text()
+    except OSError:
+        return None
+    best, kind = "", ""
+    p = str(path)
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), parts[1])
+        inside = p == mount or p.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, kind = mount, parts[2]
+    return kind if kind in NETWORK_FILE_SYSTEMS else None
+
+
+def describe_watch_error(e: BaseException) -> str:
+    """Why a folder cannot be watched, in words a person can act on."""
+    code = getattr(e, "errno", None)
+    if code == errno.ENOSPC:
+        return (
+            "the system's limit on watched folders is reached; raise it with "
+            "`sudo sysctl fs.inotify.max_user_watches=524288`"
+        )
+    if code == errno.EMFILE:
+        return (
+            "the system's limit on folder watchers is reached; raise it with "
+            "`sudo sysctl fs.inotify.max_user_instances=1024`"
+        )
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if code == errno.ENOENT:
+        return "folder not found"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+class _Handler(wd_events.FileSystemEventHandler):
+    def __init__(self, watcher: Watcher):
+        self._watcher = watcher
+
+    def on_any_event(self, event: wd_events.FileSystemEvent) -> None:
+        try:
+            self._watcher._on_fs_event(event)
+        except Exception:  # an event handler must never stop the observer
+            log.exception("watcher: cannot handle %r", event)
+
+
+@dataclass
+class _Dirty:
+    """A library folder with changes not yet reconciled."""
+
+    first: float
+    last: float
+    not_before: float = 0.0
+
+
+@dataclass
+class _Writing:
+    """A file that may still be being written."""
+
+    touched: float = 0.0  # the last write event (monotonic); 0 if none was seen
+    closed: bool | None = None  # closed after its last write; None: unknown (no events)
+    signature: tuple[int, int, int] | None = None  # size, mtime, ctime at the last check
+    changed_at: float = 0.0  # when the signature last changed (monotonic)
+
+
+_STOP = object()  # the worker's "no more work"
+
+
+# -- the watcher -------------------------------------------------------------------------------
+
+
+class Watcher:
+    """Follow the library's folders and index what changes, until :meth:`stop`.
+
+    ``on_event`` receives :class:`WatchEvent` objects on the watcher's thread (a GUI forwards
+    them to its own thread); ``progress`` receives the indexer's progress during each pass.
+    :meth:`start` reconciles every folder first, so changes made while the library was closed
+    are found. Use :meth:`Library.watch` to get one started and stopped with the library.
+
+    Timings, in seconds: a folder is reconciled once its events have been quiet for
+    ``debounce`` (keep it above watchdog's 0.5 s wait for the other half of a move, so a photo
+    moved between two library folders is seen leaving one and arriving in the other in one
+    pass), or ``max_delay`` after its first event under a steady stream. ``settle`` and
+    ``open_write_timeout``: see :meth:`_defer`. ``poll_interval``: how often folders that
+    cannot be watched live, and offline ones, are checked; ``rescan_interval``: how often
+    every folder is reconciled (None: the library's settings ``watch_poll_seconds`` and
+    ``watch_rescan_seconds``).
+    """
+
+    def __init__(
+        self,
+        library: Library,
+        on_event: Callable[[WatchEvent], None] | None = None,
+        *,
+        progress: Callable[[Progress], None] | None = None,
+        debounce: float = 1.0,
+        max_delay: float = 10.0,
+        settle: float = 2.0,
+        open_write_timeout: float = 60.0,
+        poll_interval: float | None = None,
+        rescan_interval: float | None = None,
+        batch_size: int = 32,
+    ):
+        self.library = library
+        self.on_event = on_event
+        self.progress = progress
+        self.debounce = debounce
+        self.max_delay = max(max_delay, debounce)
+        self.settle = settle
+        self.open_write_timeout = open_write_timeout
+        self.poll_interval = float(
+            poll_interval if poll_interval is not None else library.setting("watch_poll_seconds")
+        )
+        self.rescan_interval = float(
+            rescan_interval
+            if rescan_interval is not None
+            else library.setting("watch_rescan_seconds")
+        )
+        self.batch_size = batch_size
+        #: reconciling passes run so far (each one scan of some folders, then indexing)
+        self.runs = 0
+
+        self._cond = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._observer: Any = None
+        self._no_observer: str | None = None
+        self._close_events = False
+        self._handler = _Handler(self)
+        self._control: IndexControl | None = None
+        # Shared with the observer's threads (under _cond):
+        self._roots: tuple[tuple[str, Path], ...] = ()
+        self._dirty: dict[Path, _Dirty] = {}
+        self._writing: dict[str, _Writing] = {}
+        self._rewatch: set[Path] = set()
+        self._next_poll = 0.0
+        self._next_rescan = 0.0
+        # The worker's own:
+        self._watches: dict[Path, Any] = {}
+        self._parents: dict[Path, Any] = {}
+        self._polled: dict[Path, str] = {}
+        self._offline: set[Path] = set()
+        self._states: dict[Path, str] = {}
+        self._deferred: list[Path] = []
+        self._ready = False
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("this watcher was already started")
+        try:
+            observer = Observer()
+            observer.start()
+        except Exception as e:  # no inotify instance left, an unsupported platform, …
+            self._no_observer = describe_watch_error(e)
+            log.warning("cannot watch folders for changes: %s", self._no_observer)
+        else:
+            self._observer = observer
+            self._close_events = InotifyObserver is not None and isinstance(
+                observer, InotifyObserver
+            )
+        self.library._watchers.append(self)
+        self._thread = threading.Thread(target=self._run, name="photosearch-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching; a pass in progress stops after its current batch (what it committed
+        is kept). Waits for the watcher's threads to end."""
+        self._stopping.set()
+        with self._cond:
+            control = self._control
+            self._cond.notify_all()
+        if control is not None:
+            control.cancel()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join()
+        if self in self.library._watchers:
+            self.library._watchers.remove(self)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the watcher has stopped, at most ``timeout`` seconds; True if it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def refresh(self) -> None:
+        """Reconcile every folder now (after folders were added to or removed from the
+        library, or when the user asks)."""
+        with self._cond:
+            self._next_rescan = 0.0
+            self._cond.notify_all()
+
+    def folder_modes(self) -> dict[Path, str]:
+        """How each library folder is followed: ``live``, ``polled`` (with the reason in
+        :class:`WatchFallback`) or ``offline``."""
+        with self._cond:
+            roots = [p for _, p in self._roots]
+            out = {}
+            for p in roots:
+                if p in self._offline:
+                    out[p] = "offline"
+                elif p in self._watches:
+                    out[p] = "live"
+                else:
+                    out[p] = "polled"
+            return out
+
+    # -- events from the observer's threads -----------------------------------------------
+
+    def _root_of(self, path: str) -> tuple[str, Path] | None:
+        for text, root in self._roots:
+            if path == text or path.startswith(text.rstrip(os.sep) + os.sep):
+                return text, root
+        return None
+
+    @staticmethod
+    def _relevant(path: str, root: str, is_directory: bool) -> bool:
+        rel = path[len(root.rstrip(os.sep)) + 1 :]
+        if any(is_hidden(part) for part in rel.split(os.sep)):
+            return False
+        return is_directory or os.path.splitext(path)[1].lower() in SUPPORTED_EXTENSIONS
+
+    def _on_fs_event(self, event: wd_events.FileSystemEvent) -> None:
+        now = time.monotonic()
+        kind = event.event_type
+        src = os.fsdecode(event.src_path)
+        dest = os.fsdecode(event.dest_path) if getattr(event, "dest_path", "") else ""
+        with self._cond:
+            touched: list[str] = []
+            for path in (src, dest) if dest else (src,):
+                found = self._root_of(path)
+                if found is None:
+                    continue
+                text, root = found
+                if path == text.rstrip(os.sep) or path == text:
+                    if not event.is_directory:
+                        continue
+                    self._rewatch.add(root)  # the folder itself came, went or was renamed
+                elif not self._relevant(path, text, event.is_directory):
+                    continue
+                touched.append(path)
+                dirty = self._dirty.get(root)
+                if dirty is None:
+                    self._dirty[root] = _Dirty(first=now, last=now)
+                else:
+                    dirty.last = now
+            if not touched:
+                return
+            if not event.is_directory:
+                self._track_write(kind, src, dest, now)
+            self._cond.notify_all()
+
+    def _track_write(self, kind: str, src: str, dest: str, now: float) -> None:
+        if kind == wd_events.EVENT_TYPE_MODIFIED:  # written to, and open until a close event
+            w = self._writing.setdefault(src, _Writing())
+            w.touched, w.closed = now, False
+        elif kind == wd_events.EVENT_TYPE_CREATED:  # also a link, or a file moved in from afar
+            self._writing.setdefault(src, _Writing()).touched = now
+        elif kind == wd_events.EVENT_TYPE_CLOSED:
+            w = self._writing.setdefault(src, _Writing(touched=now))
+            w.closed = True
+        elif kind == wd_events.EVENT_TYPE_DELETED:
+            self._writing.pop(src, None)
+        elif kind == wd_events.EVENT_TYPE_MOVED:
+            w = self._writing.pop(src, None)
+            if w is not None and dest:
+                self._writing[dest] = w
+
+    # -- deciding whether a file is complete (called by the scan) -------------------------
+
+    def _defer(self, entry: FileEntry) -> bool:
+        """True while a new or changed file may still be being written.
+
+        Evidence, best first: a close event after the last write (complete); a write event
+        with no close yet (still open, where closes are reported); else the file's own
+        modification time: a file written in the last ``settle`` seconds, or dated in the
+        future, waits until it has not changed for that long. Renamed and moved files keep
+        their old modification time, so they are never held back.
+        """
+        try:
+            st = os.stat(entry.path)
+        except OSError:
+            return False  # gone or unreadable: the scan and the indexer say what is wrong
+        now = time.monotonic()
+        signature = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        key = str(entry.path)
+        with self._cond:
+            w = self._writing.get(key)
+            if w is not None and w.closed:
+                del self._writing[key]
+                return False
+            if w is None or w.closed is None:
+                if time.time() - st.st_mtime >= self.settle:
+                    self._writing.pop(key, None)
+                    return False
+                w = self._writing.setdefault(key, _Writing())
+                wait = self.settle
+            elif self._close_events:
+                wait = self.open_write_timeout  # written to, not closed yet
+            else:
+                wait = self.settle
+            if signature != w.signature:
+                w.signature, w.changed_at = signature, now
+            if now - max(w.changed_at, w.touched) >= wait:
+                del self._writing[key]
+                return False
+        self._deferred.append(entry.path)
+        return True
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def _emit(self, event: WatchEvent) -> None:
+        log.info("%s", event.message)
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:
+            log.exception("watcher: the event callback failed on %r", event)
+
+    def _run(self) -> None:
+        with self._cond:
+            now = time.monotonic()
+            self._next_rescan = now + self.rescan_interval
+            self._next_poll = now + self.poll_interval
+        try:
+            job: Any = None  # the first pass: every folder
+            while job is not _STOP and not self._stopping.is_set():
+                self._reconcile(job)
+                job = self._next_job()
+        except Exception:  # a bug, not a condition: say so, keep the process alive
+            log.exception("the folder watcher stopped")
+            self._emit(IndexingFailed("the folder watcher stopped unexpectedly", 0.0))
+
+    def _next_job(self) -> Any:
+        with self._cond:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                if now >= self._next_rescan:
+                    self._dirty.clear()
+                    self._next_rescan = now + self.rescan_interval
+                    self._next_poll = now + self.poll_interval
+                    return None
+                due = {
+                    root
+                    for root, d in self._dirty.items()
+                    if now >= d.not_before
+                    and (now - d.last >= self.debounce or now - d.first >= self.max_delay)
+                }
+                if now >= self._next_poll:
+                    self._next_poll = now + self.poll_interval
+                    due |= set(self._polled) | self._offline | self._dead_watches()
+                if due:
+                    # Every folder with news goes along: a file moved between two library
+                    # folders must be seen leaving one and arriving in the other in one pass.
+                    due |= {root for root, d in self._dirty.items() if now >= d.not_before}
+                    for root in due:
+                        self._dirty.pop(root, None)
+                    return sorted(due)
+                wake = min(
+                    [self._next_rescan, self._next_poll]
+                    + [
+                        max(d.not_before, min(d.last + self.debounce, d.first + self.max_delay))
+                        for d in self._dirty.values()
+                    ]
+                )
+                self._cond.wait(max(0.01, wake - now))
+        return _STOP
+
+    def _dead_watches(self) -> set[Path]:
+        """Folders whose live watch stopped on its own (an error in the observer's thread)."""
+        observer = self._observer
+        if observer is None or not self._watches:
+            return set()
+        alive = {e.watch for e in observer.emitters if e.is_alive()}
+        dead = {p for p, w in self._watches.items() if w not in alive}
+        for p in dead:
+            self._rewatch.add(p)
+        return dead
+
+    def _redirty(self, roots: Iterable[Path], delay: float) -> None:
+        now = time.monotonic()
+        with self._cond:
+            for root in roots:
+                d = self._dirty.setdefault(root, _Dirty(first=now, last=now))
+                d.not_before = max(d.not_before, now + delay)
+
+    def _reconcile(self, folders: list[Path] | None) -> None:
+        """One pass over ``folders`` (None: all of them): scan, index, report."""
+        fresh = self._sync_watches(retry=folders is None)
+        if folders is not None:
+            folders = sorted(set(folders) | fresh)
+        control = IndexControl()
+        with self._cond:
+            if self._stopping.is_set():
+                return
+            self._control = control
+            self._deferred = []
+        started = time.monotonic()
+        try:
+            report = self.library.index_photos(
+                progress=self.progress,
+                control=control,
+                batch_size=self.batch_size,
+                folders=folders,
+                defer=self._defer,
+            )
+        except Exception as e:  # never the end of watching: said, and tried again later
+            if self._stopping.is_set():
+                return
+            if isinstance(e, (PhotosearchError, sqlite3.Error, OSError)):
+                log.warning("watcher: indexing failed: %s", e)
+                reason = str(e)
+            else:
+                log.exception("watcher: indexing failed")
+                reason = f"unexpected error: {type(e).__name__}: {e}"
+            self._emit(IndexingFailed(reason, self.poll_interval))
+            roots = folders if folders is not None else [p for _, p in self._roots]
+            self._redirty(roots, self.poll_interval)
+            return
+        finally:
+            with self._cond:
+                self._control = None
+        self.runs += 1
+        run = report.run
+        if run.indexed or run.failed or report.moved or report.removed:
+            self._emit(
+                PhotosIndexed(
+                    indexed=run.indexed,
+                    reused=run.reused,
+                    moved=report.moved,
+                    removed=report.removed,
+                    failed=run.failed,
+                    seconds=round(run.seconds, 3),
+                    folders=tuple(folders if folders is not None else self._all_roots()),
+                    errors=tuple(run.errors),
+                )
+            )
+        if run.cancelled:  # stopping
+            return
+        self._forget_settled(folders, started)
+        if self._deferred:
+            deferred_roots = {found[1] for p in self._deferred if (found := self._root_of(str(p)))}
+            self._redirty(deferred_roots, max(self.settle, self.debounce))
+        self._follow_states(initial=not self._ready)
+        if not self._ready:
+            self._ready = True
+            counts = self.library.catalog.counts()
+            self._emit(
+                Ready(
+                    photos=counts["photos"],
+                    folders=counts["folders"],
+                    waiting=len(self._deferred),
+                )
+            )
+
+    def _all_roots(self) -> list[Path]:
+        with self._cond:
+            return [p for _, p in self._roots]
+
+    def _forget_settled(self, folders: list[Path] | None, started: float) -> None:
+        """Drop write records the pass has dealt with (kept: files it deferred, and any
+        written to since it began)."""
+        deferred = {str(p) for p in self._deferred}
+        with self._cond:
+            for key, w in list(self._writing.items()):
+                if key in deferred or w.touched >= started:
+                    continue
+                found = self._root_of(key)
+                if found is None or folders is None or found[1] in folders:
+                    del self._writing[key]
+
+    def _follow_states(self, *, initial: bool) -> None:
+        """Report folders that went offline or came back, and watch or unwatch them."""
+        back: list[Path] = []
+        for f in self.library.folders():
+            before = self._states.get(f.path)
+            self._states[f.path] = f.state
+            if f.state == "offline" and (initial or before != "offline"):
+                self._emit(FolderOffline(f.path))
+            elif f.state != "offline" and before == "offline":
+                self._emit(FolderOnline(f.path))
+                back.append(f.path)
+        self._sync_watches()  # unwatch what went offline, watch what came back
+        if back:
+            # Anything copied in between the pass and the new watch is picked up now.
+            self._redirty(back, 0.0)
+
+    # -- watches (the worker's thread only) ------------------------------------------------
+
+    def _sync_watches(self, *, retry: bool = False) -> set[Path]:
+        """Watch every library folder that is there, stop watching those gone or removed;
+        returns folders new to the watcher (to be reconciled now). ``retry``: try again to
+        watch the folders being polled (a limit may have been raised since)."""
+        folders = self.library.folders()
+        current = {f.path: f for f in folders}
+        fresh = {p for p in current if p not in self._states}
+        for p in fresh:
+            self._states[p] = current[p].state
+        for p in [p for p in self._states if p not in current]:
+            del self._states[p]
+        with self._cond:
+            self._roots = tuple(
+                sorted(((str(p), p) for p in current), key=lambda r: len(r[0]), reverse=True)
+            )
+            rewatch, self._rewatch = self._rewatch, set()
+        for p in [p for p in self._watches if p not in current or p in rewatch]:
+            self._unwatch(p)
+        for p in [p for p in self._polled if p not in current]:
+            del self._polled[p]
+        self._sync_parents({p.parent for p in current if p.parent != p})
+        offline: set[Path] = set()
+        for f in folders:
+            if f.state == "offline" or not f.path.is_dir():
+                self._unwatch(f.path)
+                self._polled.pop(f.path, None)  # when it is back, try watching it again
+                offline.add(f.path)
+                continue
+            if f.path in self._watches or (f.path in self._polled and not retry):
+                continue
+            reason = self._watch(f.path)
+            if reason is None:
+                self._polled.pop(f.path, None)
+                self._emit(WatchStarted(f.path))
+            elif self._polled.get(f.path) != reason:
+                log.warning("%s: cannot watch for changes: %s", f.path, reason)
+                self._polled[f.path] = reason
+                self._emit(WatchFallback(f.path, reason, self.poll_interval))
+        with self._cond:
+            self._offline = offline
+        return fresh
+
+    def _watch(self, path: Path) -> str | None:
+        """Start a live watch on a folder; None, or why it cannot be watched."""
+        if self._observer is None:
+            return self._no_observer or "watching is stopped"
+        fs = network_file_system(path)
+        if fs is not None:
+            return f"a network file system ({fs}): changes made elsewhere are not reported"
+        if not os.access(path, os.R_OK | os.X_OK):
+            return "permission denied"
+        try:
+            watch = self._observer.schedule(
+                self._handler, str(path), recursive=True, event_filter=_FOLDER_EVENTS
+            )
+        except Exception as e:  # OSError (limits, permissions) or an unsupported file system
+            return describe_watch_error(e)
+        self._watches[path] = watch
+        return None
+
+    def _unwatch(self, path: Path) -> None:
+        watch = self._watches.pop(path, None)
+        if watch is not None and self._observer is not None:
+            try:
+                self._observer.unschedule(watch)
+            except Exception as e:  # already gone with its folder
+                log.debug("unwatching %s: %s", path, e)
+
+    def _sync_parents(self, wanted: set[Path]) -> None:
+        if self._observer is None:
+            return
+        for parent in [p for p in self._parents if p not in wanted]:
+            watch = self._parents.pop(parent)
+            if watch is not None:
+                try:
+                    self._observer.unschedule(watch)
+                except Exception as e:
+                    log.debug("unwatching %s: %s", parent, e)
+        for parent in wanted - set(self._parents):
+            try:
+                self._parents[parent] = self._observer.schedule(
+                    self._handler, str(parent), recursive=False, event_filter=_PARENT_EVENTS
+                )
+            except Exception as e:  # its folder is still polled while offline
+                log.debug("cannot watch %s: %s", parent, e)
+                self._parents[parent] = None
