@@ -46,6 +46,39 @@ def _open(args: argparse.Namespace):
     return Library(args.home, device=args.device)
 
 
+# -- the desktop window ----------------------------------------------------------------------
+
+GUI_HINT = "(the desktop window needs PySide6 and a display; run `photosearch gui` to try it)"
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """Open the desktop window (``photosearch gui``). The interface lives in photosearch.ui,
+    imported only here: the engine never imports Qt."""
+    try:
+        from photosearch.ui.app import run
+    except ImportError as e:
+        print(f"photosearch: error: the desktop window cannot start: {e}", file=sys.stderr)
+        return 1
+    shot = Path(args.screenshot) if getattr(args, "screenshot", None) else None
+    return run(args.home, args.device, screenshot=shot, query=getattr(args, "query", None))
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    """``photosearch`` alone: the window where one can be shown, else the info text."""
+    try:
+        from photosearch.ui.app import display_available
+
+        usable = display_available()
+    except ImportError:
+        usable = False
+    if usable:
+        return cmd_gui(args)
+    args.json = False
+    code = cmd_info(args)
+    print(GUI_HINT)
+    return code
+
+
 # -- info and models -------------------------------------------------------------------------
 
 
@@ -565,6 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("gui", help="open the desktop window (the default with a display)")
+    p.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
+    p.add_argument("--query", metavar="TEXT", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_gui)
+
     models = sub.add_parser("models", help="model packs: import, list, verify, use")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = msub.add_parser("verify", help="check a pack's manifest and every file's checksum")
@@ -651,8 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "search" and not args.text.strip() and not args.like:
         parser.error("search needs a description, or an example image with --like")
     if not getattr(args, "func", None):
-        args.json = False
-        args.func = cmd_info
+        args.func = cmd_default
     try:
         return int(args.func(args))
     except PhotosearchError as e:

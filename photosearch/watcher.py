@@ -362,6 +362,7 @@ class Watcher:
         self._close_events = False
         self._handler = _Handler(self)
         self._control: IndexControl | None = None
+        self._paused = False
         # Shared with the observer's threads (under _cond):
         self._roots: tuple[tuple[str, Path], ...] = ()
         self._dirty: dict[Path, _Dirty] = {}
@@ -422,6 +423,24 @@ class Watcher:
             observer.join()
         if self in self.library._watchers:
             self.library._watchers.remove(self)
+
+    def pause(self) -> None:
+        """Pause indexing: the pass in progress waits after its current batch, and later
+        passes start paused, until :meth:`resume` (stopping still works)."""
+        with self._cond:
+            self._paused = True
+            if self._control is not None:
+                self._control.pause()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            if self._control is not None:
+                self._control.resume()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     @property
     def running(self) -> bool:
@@ -645,6 +664,8 @@ class Watcher:
             if self._stopping.is_set():
                 return
             self._control = control
+            if self._paused:
+                control.pause()
             self._deferred = []
         started = time.monotonic()
         try:

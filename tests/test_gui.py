@@ -1,0 +1,482 @@
+"""The desktop window, driven as a person drives it (pytest-qt, offscreen): search as you type,
+fast then refined results kept in place, search by example by dropping a file, indexing
+progress with pause and resume, the viewer, the context menu, folders, unreadable files,
+first run, and a clean close (no thread or timer left behind)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from photos import bad_inputs, good_photos  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent, QGuiApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from photosearch.library import Library  # noqa: E402
+from photosearch.ui.crash import CrashHook  # noqa: E402
+from photosearch.ui.results import ResultsModel  # noqa: E402
+from photosearch.ui.thumbnails import Thumbnails  # noqa: E402
+from photosearch.ui.window import MainWindow  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SYNTHETIC_PACK = Path(__file__).parent / "data" / "synthetic-pack"
+WAIT_MS = 60_000
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    """Every test ends with the threads it started gone."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not left:
+            break
+        QApplication.processEvents()
+        time.sleep(0.05)
+    assert not left, f"threads left running: {[t.name for t in left]}"
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "Pictures"
+    good_photos(folder / "a", 6)
+    good_photos(folder / "b", 6, start_seed=100)
+    return folder
+
+
+@pytest.fixture
+def library(isolated_home: Path, tiny_coca_pack: Path, photos: Path):
+    lib = Library(isolated_home)
+    lib.import_pack(tiny_coca_pack)
+    lib.add_folder(photos)
+    lib.index_photos()
+    return lib  # the window closes it
+
+
+def open_window(qtbot, lib: Library, *, watch: bool = False) -> MainWindow:
+    window = MainWindow(lib, watch=watch)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.library_refreshed, timeout=WAIT_MS):
+        window.show()
+    return window
+
+
+def close(window: MainWindow) -> None:
+    window.close()
+    assert window._closed
+    running = [
+        (t.parent().metaObject().className(), t.objectName())
+        for t in window.findChildren(QTimer)
+        if t.isActive()
+    ]
+    assert not running, f"timers left running: {running}"
+    assert window.thumbnails._pool.activeThreadCount() == 0
+
+
+def search(qtbot, window: MainWindow, text: str, *, final: bool = True):
+    """Type ``text`` as a person does and wait for its (final) list."""
+    window.search_field.clear()
+    shown = []
+    window.results_shown.connect(shown.append)
+    qtbot.keyClicks(window.search_field, text)
+
+    def done() -> bool:
+        if not shown or shown[-1].query.text != text:
+            return False
+        r = shown[-1]
+        return not final or r.refined or r.rerank == 0 or r.note is not None
+
+    qtbot.waitUntil(done, timeout=WAIT_MS)
+    window.results_shown.disconnect(shown.append)
+    return shown
+
+
+# -- first run -------------------------------------------------------------------------------
+
+
+def test_first_run_explains_how_to_get_a_model(qtbot, isolated_home: Path) -> None:
+    window = open_window(qtbot, Library(isolated_home))
+    assert window.stack.currentIndex() == 0  # the welcome view, not a blank window
+    assert "photosearch models import PACK_DIR" in window.welcome.model_label.text()
+    assert not window.welcome.start_button.isEnabled()
+    close(window)
+
+
+def test_first_run_with_a_pack_asks_for_folders_then_indexes(
+    qtbot, isolated_home: Path, tiny_clip_pack: Path, photos: Path
+) -> None:
+    lib = Library(isolated_home)
+    lib.import_pack(tiny_clip_pack)
+    window = open_window(qtbot, lib, watch=True)
+    assert window.stack.currentIndex() == 0
+    assert "Installed" in window.welcome.model_label.text()
+    progress = []
+    window._watch_progress.connect(progress.append)
+    window.add_folder(photos)
+    qtbot.waitUntil(lambda: window.welcome.start_button.isEnabled(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.info.indexed == 12, timeout=WAIT_MS)
+    assert progress and progress[-1].done == progress[-1].total == 12
+    qtbot.mouseClick(window.welcome.start_button, Qt.MouseButton.LeftButton)
+    assert window.stack.currentIndex() == 1
+    close(window)
+
+
+# -- searching -------------------------------------------------------------------------------
+
+
+def test_typing_shows_fast_then_refined_results(qtbot, library: Library) -> None:
+    window = open_window(qtbot, library)
+    window.refine.setValue(5)
+    shown = search(qtbot, window, "a red circle")
+    fast, refined = shown[0], shown[-1]
+    assert not fast.refined and refined.refined and refined.rerank == 5
+    assert [r.photo_id for r in window.model.results] == [r.photo_id for r in refined]
+    assert window.model.rowCount() == 12
+    assert "refined" in window.result_label.text()
+    close(window)
+
+
+def test_refine_off_gives_fast_results_only(qtbot, library: Library) -> None:
+    window = open_window(qtbot, library)
+    window.refine.setValue(0)
+    shown = search(qtbot, window, "a blue square")
+    assert len(shown) == 1 and not shown[0].refined and shown[0].rerank == 0
+    assert all(r.rerank_score is None for r in window.model.results)
+    close(window)
+
+
+def test_refined_order_arrives_in_place_keeping_the_selection(qtbot, library: Library) -> None:
+    window = open_window(qtbot, library)
+    window.refine.setValue(0)
+    fast = search(qtbot, window, "a green circle")[-1]
+    view = window.view
+    view.setCurrentIndex(window.model.index(3))
+    chosen = window.model.result(3).photo_id
+    resets = []
+    window.model.modelReset.connect(lambda: resets.append(1))
+    # The refined list: the same photos, another order (as the reranker delivers it).
+    refined = dataclasses.replace(fast, results=list(reversed(fast.results)), refined=True)
+    window._on_results(window._generation, refined)
+    assert not resets  # reordered in place: no reset, no flicker
+    assert window.model.result(0).photo_id == fast.results[-1].photo_id
+    assert window.model.result(view.currentIndex().row()).photo_id == chosen
+    assert [window.model.result(i.row()).photo_id for i in view.selectedIndexes()] == [chosen]
+    close(window)
+
+
+def test_an_older_query_never_overwrites_a_newer_one(qtbot, library: Library) -> None:
+    window = open_window(qtbot, library)
+    window.refine.setValue(0)
+    old = search(qtbot, window, "a red circle")[-1]
+    search(qtbot, window, "a yellow square")
+    window._on_results(window._generation - 1, old)  # late answer to the older query
+    assert window.last_results.query.text == "a yellow square"
+    close(window)
+
+
+def test_dropping_an_image_finds_that_picture_first(
+    qtbot, library: Library, photos: Path, tmp_path: Path
+) -> None:
+    window = open_window(qtbot, library)
+    original = sorted((photos / "b").iterdir())[2]
+    dropped = tmp_path / "Downloads" / f"copy{original.suffix}"
+    dropped.parent.mkdir()
+    shutil.copy(original, dropped)  # the same picture, from outside the library
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(dropped))])
+    event = QDropEvent(
+        QPointF(200, 200),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    shown = []
+    window.results_shown.connect(shown.append)
+    window.dropEvent(event)
+    assert event.isAccepted()
+    qtbot.waitUntil(lambda: bool(shown), timeout=WAIT_MS)
+    assert shown[-1].query.like == dropped
+    assert window.model.result(0).path == original
+    assert window.like_button.isVisible()
+    close(window)
+
+
+@pytest.mark.skipif(
+    not (SYNTHETIC_PACK / "manifest.json").exists(), reason="tests/data/synthetic-pack missing"
+)
+def test_typed_description_puts_the_described_scene_first(
+    qtbot, isolated_home: Path, tmp_path: Path
+) -> None:
+    from benchmarks.synthetic import scenes
+
+    world = scenes.World(scenes.WorldConfig())
+    families = [f for f in world.families("test", 40) if not f.relational][:3]
+    where = {}
+    for fam in families:
+        for member, scene in fam.members.items():
+            path = tmp_path / "world" / f"f{fam.index:04d}_{member}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            scene.render(64).save(path)
+            where[path] = scene
+    lib = Library(isolated_home)
+    lib.import_pack(SYNTHETIC_PACK)
+    lib.add_folder(tmp_path / "world")
+    lib.index_photos()
+    window = open_window(qtbot, lib)
+    window.refine.setValue(0)
+    for fam in families:
+        search(qtbot, window, fam.captions["base"])
+        first = window.model.result(0)
+        assert scenes.matches(fam.base.description, where[first.path]), fam.captions["base"]
+    close(window)
+
+
+# -- the grid, viewer and context menu ---------------------------------------------------------
+
+
+def test_viewer_opens_on_enter_moves_with_arrows_closes_on_escape(qtbot, library: Library) -> None:
+    window = open_window(qtbot, library)
+    window.refine.setValue(0)
+    search(qtbot, window, "a red circle")
+    window.view.setFocus()
+    window.view.setCurrentIndex(window.model.index(0))
+    qtbot.keyClick(window.view, Qt.Key.Key_Return)
+    viewer = window.dialogs["viewer"]
+    first = window.model.result(0)
+    assert first.path.name in viewer.caption.text()
+    assert f"{first.photo.width} × {first.photo.height}" in viewer.caption.text()
+    qtbot.waitUntil(lambda: viewer._pixmap is not None, timeout=WAIT_MS)
+    qtbot.keyClick(viewer, Qt.Key.Key_Right)
+    assert viewer.row == 1 and window.view.currentIndex().row() == 1
+    assert window.model.result(1).path.name in viewer.caption.text()
+    qtbot.keyClick(viewer, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: "viewer" not in window.dialogs)
+    close(window)
+
+
+def test_context_menu_copies_path_and_image_and_finds_similar(qtbot, library: Library) -> None:
+    window = open_window(qtbot, library)
+    window.refine.setValue(0)
+    search(qtbot, window, "a red circle")
+    result = window.model.result(0)
+    # The menu offers every action on the photo under the pointer.
+    rect = window.view.visualRect(window.model.index(0))
+    window._context_menu(rect.center())
+    menu = next(w for w in QApplication.topLevelWidgets() if w.inherits("QMenu") and w.isVisible())
+    texts = [a.text() for a in menu.actions() if a.text()]
+    assert texts == ["Open", "Show in folder", "Copy path", "Copy image", "Find similar photos"]
+    menu.close()
+
+    window.copy_path(result)
+    assert QGuiApplication.clipboard().text() == str(result.path)
+    QGuiApplication.clipboard().clear()
+    window.copy_image(result)
+    qtbot.waitUntil(lambda: not QGuiApplication.clipboard().image().isNull(), timeout=WAIT_MS)
+    image = QGuiApplication.clipboard().image()
+    assert (image.width(), image.height()) == (result.photo.width, result.photo.height)
+
+    shown = []
+    window.results_shown.connect(shown.append)
+    window.find_similar(result)
+    qtbot.waitUntil(lambda: bool(shown), timeout=WAIT_MS)
+    assert shown[-1].query.like == result.path and not shown[-1].query.text
+    assert result.photo_id not in {r.photo_id for r in window.model.results}
+    close(window)
+
+
+def test_thumbnails_are_made_off_thread_and_cached_on_disk(qtbot, library: Library) -> None:
+    window = open_window(qtbot, library)
+    window.refine.setValue(0)
+    search(qtbot, window, "a red circle")
+    model = window.model
+    keys = [model.data(model.index(r), Qt.ItemDataRole.UserRole + 2) for r in range(3)]
+    qtbot.waitUntil(lambda: all(window.thumbnails.known(k) for k in keys), timeout=WAIT_MS)
+    for k in keys:
+        assert (window.thumbnails.folder / k[:2] / f"{k}.jpg").exists()
+    close(window)
+
+
+def test_grid_stays_quick_with_100k_results(qtbot, tmp_path: Path, library: Library) -> None:
+    """The model and view only touch the rows on screen: scrolling 100,000 results is quick."""
+    fast = library.search("a red circle", n=12, rerank=0)
+    library.close()
+    from PySide6.QtWidgets import QListView
+
+    from photosearch.ui.results import ResultDelegate
+
+    thumbs = Thumbnails(tmp_path / "thumbs")
+    model = ResultsModel(thumbs)
+    rows = [dataclasses.replace(fast[i % 12], rank=i + 1) for i in range(100_000)]
+    view = QListView()
+    qtbot.addWidget(view)
+    view.setViewMode(QListView.ViewMode.IconMode)
+    view.setUniformItemSizes(True)
+    view.setResizeMode(QListView.ResizeMode.Adjust)
+    view.setItemDelegate(ResultDelegate(view))
+    view.setModel(model)
+    view.resize(1000, 700)
+    view.show()
+    t0 = time.perf_counter()
+    model.set_results(rows)
+    QApplication.processEvents()
+    for value in range(
+        0, view.verticalScrollBar().maximum(), view.verticalScrollBar().maximum() // 20
+    ):
+        view.verticalScrollBar().setValue(value)
+        view.viewport().repaint()
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 20, f"showing and scrolling 100k results took {elapsed:.1f} s"
+    thumbs.close()
+
+
+# -- indexing, folders, unreadable files --------------------------------------------------------
+
+
+def test_indexing_progress_pauses_resumes_and_reaches_the_end(
+    qtbot, isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "Camera"
+    good_photos(folder, 40)
+    lib = Library(isolated_home)
+    lib.import_pack(tiny_clip_pack)
+    window = open_window(qtbot, lib, watch=True)
+    progress = []
+    window._watch_progress.connect(progress.append)
+    window.index_status.pause_button.setChecked(True)  # as a person clicks Pause
+    window.add_folder(folder)
+    qtbot.waitUntil(lambda: any(p.paused and p.total == 40 for p in progress), timeout=WAIT_MS)
+    assert "paused" in window.index_status.label.text()
+    assert window.index_status.bar.isVisible()
+    held = progress[-1].done
+    time.sleep(0.5)
+    QApplication.processEvents()
+    assert progress[-1].done == held < 40  # nothing moves while paused
+    window.index_status.pause_button.setChecked(False)
+    qtbot.waitUntil(lambda: progress[-1].done == 40, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.info.indexed == 40, timeout=WAIT_MS)
+    assert not window.index_status.bar.isVisible()
+    close(window)
+
+
+def test_unreadable_files_are_counted_and_listed_with_reasons(
+    qtbot, isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "Mixed"
+    good_photos(folder, 3)
+    bad = bad_inputs(folder / "bad")
+    lib = Library(isolated_home)
+    lib.import_pack(tiny_clip_pack)
+    lib.add_folder(folder)
+    lib.index_photos()
+    errors = lib.catalog.errors()
+    assert errors
+    window = open_window(qtbot, lib)
+    button = window.index_status.errors_button
+    qtbot.waitUntil(button.isVisible, timeout=WAIT_MS)
+    assert str(len(errors)) in button.text()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "unreadable" in window.dialogs, timeout=WAIT_MS)
+    tree = window.dialogs["unreadable"].tree
+    listed = {
+        tree.topLevelItem(i).text(0): tree.topLevelItem(i).text(1)
+        for i in range(tree.topLevelItemCount())
+    }
+    assert str(bad["text as jpg"]) in listed
+    assert all(reason for reason in listed.values())
+    close(window)
+
+
+def test_folders_dialog_lists_counts_and_removes(qtbot, library: Library, photos: Path) -> None:
+    window = open_window(qtbot, library)
+    dialog = window.show_folders()
+    qtbot.waitUntil(
+        lambda: (
+            dialog.tree.topLevelItemCount() == 1 and dialog.tree.topLevelItem(0).text(1) == "12"
+        ),
+        timeout=WAIT_MS,
+    )
+    item = dialog.tree.topLevelItem(0)
+    assert item.text(0) == str(photos.resolve()) and item.text(2) == "12"
+    assert "up to date" in item.text(3)
+    window.remove_folder(photos)
+    qtbot.waitUntil(lambda: not window.info.folders, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "No folders" in dialog.tree.topLevelItem(0).text(0), timeout=WAIT_MS)
+    close(window)
+
+
+# -- state, crash hook, command line --------------------------------------------------------------
+
+
+def test_reopening_restores_size_and_last_query(
+    qtbot, isolated_home: Path, library: Library
+) -> None:
+    window = open_window(qtbot, library)
+    window.refine.setValue(0)
+    search(qtbot, window, "a red circle")
+    window.resize(700, 500)
+    close(window)
+    again = open_window(qtbot, Library(isolated_home))
+    assert again.search_field.text() == "a red circle"
+    assert (again.width(), again.height()) == (700, 500), again.size()
+    assert "a red circle" in again.state.history() or again.search_field.text()
+    qtbot.waitUntil(lambda: again.model.rowCount() == 12, timeout=WAIT_MS)
+    close(again)
+
+
+def test_crash_hook_writes_a_log_and_offers_the_text_to_copy(qtbot, tmp_path: Path) -> None:
+    hook = CrashHook(tmp_path / "logs")
+    try:
+        raise ValueError("something unexpected")
+    except ValueError as e:
+        hook.handle(type(e), e, e.__traceback__)
+    logs = list((tmp_path / "logs").glob("crash-*.log"))
+    assert logs and "ValueError: something unexpected" in logs[0].read_text()
+    qtbot.waitUntil(lambda: bool(hook.dialogs))
+    dialog = hook.dialogs[0]
+    qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
+    assert "something unexpected" in QGuiApplication.clipboard().text()
+    dialog.close()
+
+
+def test_no_display_falls_back_to_the_info_text(capsys, monkeypatch) -> None:
+    from photosearch import cli
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert "photosearch" in out and "photosearch gui" in out
+
+
+@pytest.mark.skipif(not shutil.which("xvfb-run"), reason="xvfb-run not installed (apt: xvfb)")
+def test_real_app_under_xvfb_searches_and_saves_a_screenshot(tmp_path: Path) -> None:
+    shot = tmp_path / "screenshot.png"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "screenshot.py"),
+            "--out",
+            str(shot),
+            "--home",
+            str(tmp_path / "shot-home"),
+        ],
+        env={k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert shot.exists() and shot.stat().st_size > 10_000

@@ -1,0 +1,106 @@
+"""Starting the desktop app: the Qt application, the crash hook, the library, the window."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QLibraryInfo, QLocale, QTimer, QTranslator
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from photosearch import config
+from photosearch.errors import PhotosearchError
+from photosearch.ui.crash import CrashHook
+from photosearch.ui.state import State
+
+log = logging.getLogger(__name__)
+
+
+def display_available() -> bool:
+    """Whether a window can be shown: a platform plugin that draws somewhere people see."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.startswith(("offscreen", "minimal")):
+        return False
+    if sys.platform.startswith("linux") and not platform:
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def application(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
+    app.setApplicationName("photosearch")
+    app.setOrganizationName("photosearch")
+    app.setStyle("Fusion")  # follows the system's light or dark scheme (Qt ≥ 6.5)
+    translator = QTranslator(app)
+    if translator.load(
+        QLocale(), "qtbase", "_", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)
+    ):
+        app.installTranslator(translator)
+    return app  # type: ignore[return-value]
+
+
+def run(
+    home: str | None = None,
+    device: str | None = None,
+    *,
+    screenshot: Path | None = None,
+    query: str | None = None,
+) -> int:
+    """Open the window and run until it is closed. ``screenshot``/``query``: type ``query``,
+    wait for its results, save a picture of the window and quit (for the docs and tests)."""
+    from photosearch.library import Library
+    from photosearch.ui.window import MainWindow
+
+    app = application()
+    paths = config.paths(home).ensure()
+    hook = CrashHook(paths.logs)
+    hook.install()
+    state = State(paths.data)
+    chosen = device or str(state.get("device", "auto"))
+    threads = int(state.get("threads", 0, int)) or None
+    try:
+        library = Library(home, device=chosen, threads=threads)
+    except PhotosearchError as e:
+        QMessageBox.critical(None, app.translate("app", "photosearch"), str(e))
+        hook.uninstall()
+        return 1
+    window = MainWindow(library)
+    window.show()
+    if screenshot is not None:
+        _shoot(window, screenshot, query or "")
+    try:
+        return app.exec()
+    finally:
+        window.shutdown()
+        hook.uninstall()
+
+
+def _shoot(window, path: Path, query: str) -> None:  # noqa: ANN001
+    """Type ``query`` once the library is ready, wait for the final list and its thumbnails,
+    save the window as an image, quit."""
+
+    def save() -> None:
+        window.thumbnails.wait(10_000)
+        QApplication.processEvents()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(path))
+        log.info("screenshot saved to %s", path)
+        window.close()
+
+    def shown(results) -> None:  # noqa: ANN001
+        if results.refined or results.rerank == 0 or results.note:
+            QTimer.singleShot(1500, save)
+
+    def ready(info) -> None:  # noqa: ANN001
+        window.library_refreshed.disconnect(ready)
+        if info.pack is None or not info.folders:
+            QTimer.singleShot(500, save)  # the first-run view
+            return
+        window.search_field.setText(query)
+        window.search_now()
+
+    window.results_shown.connect(shown)
+    window.library_refreshed.connect(ready)
+    QTimer.singleShot(120_000, window.close)  # never hang a script

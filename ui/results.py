@@ -1,0 +1,204 @@
+"""The result grid's model and delegate: a list model of search results, painted as
+thumbnails with the file name under each (and its score on hover, or always as an option)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    Qt,
+    QUrl,
+)
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from photosearch.search import Result
+from photosearch.ui.thumbnails import Thumbnails, thumbnail_key
+
+ResultRole = Qt.ItemDataRole.UserRole + 1
+ThumbnailKeyRole = Qt.ItemDataRole.UserRole + 2
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class ResultsModel(QAbstractListModel):
+    """Search results, best first. A refined list of the same photos reorders the rows in
+    place (a layout change: views keep their selection and current item); any other list
+    replaces them."""
+
+    def __init__(self, thumbnails: Thumbnails, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thumbnails = thumbnails
+        self._rows: list[Result] = []
+        self._keys: dict[int, str] = {}  # row → thumbnail key, filled as rows are shown
+        self._rows_of: dict[str, int] = {}
+        thumbnails.ready.connect(self._thumbnail_ready)
+
+    # -- Qt's model interface --------------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        row = index.row()
+        result = self._rows[row]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return result.path.name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.tr("{path}\nscore {score:.3f}").format(
+                path=str(result.path), score=result.score
+            )
+        if role == ResultRole:
+            return result
+        if role == ThumbnailKeyRole:
+            return self._key(row)
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.thumbnails.get(self._key(row), result.path)
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list"]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        """Results dragged out are their files (to a file manager, an editor, or back in)."""
+        data = QMimeData()
+        rows = sorted({i.row() for i in indexes if i.isValid()})
+        data.setUrls([QUrl.fromLocalFile(str(self._rows[r].path)) for r in rows])
+        return data
+
+    # -- content ---------------------------------------------------------------------------
+
+    @property
+    def results(self) -> Sequence[Result]:
+        return self._rows
+
+    def result(self, row: int) -> Result | None:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def row_of(self, photo_id: int) -> int:
+        for n, r in enumerate(self._rows):
+            if r.photo_id == photo_id:
+                return n
+        return -1
+
+    def set_results(self, rows: Sequence[Result]) -> bool:
+        """Show ``rows``; returns True when they were the same photos reordered in place."""
+        rows = list(rows)
+        old = [r.photo_id for r in self._rows]
+        new = [r.photo_id for r in rows]
+        if old and len(old) == len(new) and set(old) == set(new):
+            self.layoutAboutToBeChanged.emit()
+            where = {pid: n for n, pid in enumerate(new)}
+            persistent = self.persistentIndexList()
+            moved = [self.index(where[old[p.row()]], 0) for p in persistent]
+            self._set(rows)
+            self.changePersistentIndexList(persistent, moved)
+            self.layoutChanged.emit()
+            # Scores changed even where the order did not.
+            if rows:
+                self.dataChanged.emit(self.index(0), self.index(len(rows) - 1))
+            return True
+        self.beginResetModel()
+        self.thumbnails.forget_pending()
+        self._set(rows)
+        self.endResetModel()
+        return False
+
+    def clear(self) -> None:
+        self.set_results([])
+
+    def _set(self, rows: list[Result]) -> None:
+        self._rows = rows
+        self._keys.clear()
+        self._rows_of.clear()
+
+    def _key(self, row: int) -> str:
+        key = self._keys.get(row)
+        if key is None:
+            p = self._rows[row].photo
+            key = thumbnail_key(p.path, p.size, p.mtime_ns)
+            self._keys[row] = key
+            self._rows_of[key] = row
+        return key
+
+    def _thumbnail_ready(self, key: str) -> None:
+        row = self._rows_of.get(key)
+        if row is not None and row < len(self._rows):
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+class ResultDelegate(QStyledItemDelegate):
+    """Paints one result: its thumbnail (a quiet placeholder while it loads), the file name,
+    and the score when hovered or when ``show_scores`` is on."""
+
+    PAD = 6
+
+    def __init__(self, parent: QObject | None = None, side: int = 160) -> None:
+        super().__init__(parent)
+        self.side = side
+        self.show_scores = False
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        text = QFontMetrics(option.font).height()
+        return QSize(self.side + 2 * self.PAD, self.side + text + 3 * self.PAD)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        painter.save()
+        pal = option.palette
+        rect = option.rect
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
+        if selected:
+            painter.fillRect(rect, pal.color(QPalette.ColorRole.Highlight))
+        elif hovered:
+            painter.fillRect(rect, pal.color(QPalette.ColorRole.AlternateBase))
+        box = QRect(rect.x() + self.PAD, rect.y() + self.PAD, self.side, self.side)
+        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        if pixmap is not None and not pixmap.isNull():
+            scaled = pixmap.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, scaled.width(), scaled.height())
+            target.moveCenter(box.center())
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawPixmap(target, pixmap)
+        else:
+            painter.fillRect(box, pal.color(QPalette.ColorRole.Midlight))
+        text_rect = QRect(
+            rect.x() + self.PAD,
+            box.bottom() + self.PAD,
+            self.side,
+            rect.bottom() - box.bottom() - self.PAD,
+        )
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.WindowText
+        painter.setPen(pal.color(role))
+        name = option.fontMetrics.elidedText(
+            str(index.data(Qt.ItemDataRole.DisplayRole) or ""),
+            Qt.TextElideMode.ElideMiddle,
+            text_rect.width(),
+        )
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, name)
+        result = index.data(ResultRole)
+        if result is not None and (self.show_scores or hovered):
+            label = f"{result.score:.3f}"
+            width = option.fontMetrics.horizontalAdvance(label) + 8
+            badge = QRect(box.right() - width, box.y(), width, option.fontMetrics.height() + 4)
+            painter.fillRect(badge, QColor(0, 0, 0, 160))
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
+        if result is not None and not result.photo.online:
+            painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.tr("offline"))
+        painter.restore()

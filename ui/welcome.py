@@ -1,0 +1,105 @@
+"""The first-run view: which folders to search, and whether a model pack is installed (if
+not, how to get one). Shown until both are there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class WelcomeView(QWidget):
+    add_folder = Signal(Path)
+    import_pack = Signal(Path)
+    start = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        outer.addStretch()
+        box = QVBoxLayout()
+        outer.addLayout(box)
+        outer.addStretch()
+        title = QLabel(self.tr("Welcome to photosearch"))
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.8)
+        title.setFont(font)
+        box.addWidget(title, alignment=Qt.AlignmentFlag.AlignHCenter)
+        box.addWidget(
+            QLabel(
+                self.tr(
+                    "Find photos on your own disks by describing them. Everything stays on "
+                    "this computer."
+                ),
+                wordWrap=True,
+            )
+        )
+        box.addSpacing(12)
+        box.addWidget(QLabel(self.tr("<b>1. The model</b>")))
+        self.model_label = QLabel(wordWrap=True)
+        self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.addWidget(self.model_label)
+        self.import_button = QPushButton(self.tr("Import a model pack folder…"))
+        self.import_button.clicked.connect(self._choose_pack)
+        box.addWidget(self.import_button, alignment=Qt.AlignmentFlag.AlignLeft)
+        box.addSpacing(12)
+        box.addWidget(QLabel(self.tr("<b>2. Folders to search</b>")))
+        self.folders = QListWidget()
+        self.folders.setMaximumHeight(120)
+        box.addWidget(self.folders)
+        row = QHBoxLayout()
+        self.add_button = QPushButton(self.tr("Add folder…"))
+        self.add_button.clicked.connect(self._choose_folder)
+        row.addWidget(self.add_button)
+        row.addStretch()
+        self.start_button = QPushButton(self.tr("Start searching"))
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        row.addWidget(self.start_button)
+        box.addLayout(row)
+        self.problem = QLabel(wordWrap=True)
+        self.problem.setStyleSheet("color: palette(link)")
+        box.addWidget(self.problem)
+        self.setMaximumWidth(720)
+        self.show_state(None, None, [])
+
+    def show_state(self, pack: str | None, problem: str | None, folders: list[Path]) -> None:
+        if pack:
+            self.model_label.setText(self.tr("Installed: {name}").format(name=pack))
+        else:
+            self.model_label.setText(
+                self.tr(
+                    "No model pack is installed yet. photosearch needs one to understand "
+                    "photos. Import a pack folder with the button below, or from a terminal:"
+                    "<br><code>photosearch models import PACK_DIR</code>"
+                    "{problem}"
+                ).format(problem=f"<br><i>{problem}</i>" if problem else "")
+            )
+        self.folders.clear()
+        for f in folders:
+            self.folders.addItem(str(f))
+        if not folders:
+            self.folders.addItem(self.tr("No folders yet: add the folders that hold your photos."))
+        self.start_button.setEnabled(bool(pack) and bool(folders))
+
+    def show_problem(self, text: str) -> None:
+        self.problem.setText(text)
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, self.tr("Choose a folder of photos"))
+        if path:
+            self.add_folder.emit(Path(path))
+
+    def _choose_pack(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, self.tr("Choose a model pack folder"))
+        if path:
+            self.import_pack.emit(Path(path))
