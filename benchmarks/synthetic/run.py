@@ -218,7 +218,16 @@ def run(
         k: {key: v[key] for key in v if key != "history"} | {"history": v.get("history", [])}
         for k, v in summaries.items()
     }
-    report["command"] = f"python -m benchmarks.synthetic.run --preset {preset}"
+    extra = "".join(
+        f" --{flag} {value}"
+        for flag, value in (
+            ("slow-queries", slow_queries),
+            ("base-steps", base_steps),
+            ("stage2-steps", stage2_steps),
+        )
+        if value is not None
+    )
+    report["command"] = f"python -m benchmarks.synthetic.run --preset {preset}{extra}"
     results = p["results"] or work / "results" / f"synthetic-{preset}"
     title = "Synthetic compositional retrieval" + ("" if preset == "full" else f" ({preset} run)")
     md, js = evaluate.write(report, Path(results), title)
