@@ -116,7 +116,7 @@ SETTINGS: dict[str, Setting] = {
         _depth, DEFAULT_RERANK, "photos the reranker refines per query (0 = fast only)"
     ),
     "rerank_beta": Setting(
-        _beta, None, "weight of the reranker's score (unset: the pack's own, else 1.0)"
+        _beta, None, "weight of the reranker's score (unset: the pack's own, else 0.1)"
     ),
     "rerank_cache_mb": Setting(
         _mib, DEFAULT_CACHE_BYTES >> 20, "disk space for cached reranker image tokens (MiB)"

@@ -48,11 +48,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Default refinement depth and fusion weight. K = 20 and β: see ``benchmarks/synthetic`` —
-#: on the synthetic instrument K = 20 came within a point of scoring everything; β is taken
-#: from the pack (``reranker.beta`` in its manifest, chosen on validation data) when it has one.
+#: Default refinement depth and fusion weight, from the synthetic instrument's validation runs
+#: (``benchmarks/results/synthetic.md``): re-ranking's R@1 stops growing by K = 5–10 and its
+#: R@10 by K = 20; β = 0.1 was best for the base and distilled dual encoders (0.2 for the
+#: control). A pack's own ``reranker.beta`` (chosen on its validation data) comes first.
 DEFAULT_RERANK = 20
-DEFAULT_BETA = 1.0
+DEFAULT_BETA = 0.1
 MAX_RERANK = 1000
 # Candidates fetched per wanted result when negative terms may drop some.
 NEGATIVE_OVERFETCH = 4

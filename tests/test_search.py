@@ -130,7 +130,7 @@ def test_reranker_failing_at_search_time_leaves_fast_results(
 
 
 def test_defaults_come_from_settings_and_the_pack(coca_lib: Library) -> None:
-    assert coca_lib.rerank_defaults() == (20, 1.0)
+    assert coca_lib.rerank_defaults() == (20, 0.1)
     coca_lib.catalog.set_setting("rerank_depth", 0)
     coca_lib.catalog.set_setting("rerank_beta", 0.25)
     assert coca_lib.rerank_defaults() == (0, 0.25)
