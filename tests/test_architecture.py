@@ -62,6 +62,12 @@ def _imports(tree: ast.AST) -> set[str]:
     return names
 
 
+# The one sanctioned crossing: `photosearch` / `photosearch gui` opens the window, importing the
+# interface inside the function that does so (never at module level: the engine still imports
+# with Qt absent, which test_engine_imports_with_qt_and_torch_unavailable checks).
+ALLOWED = {("photosearch.cli", "photosearch.ui.app")}
+
+
 @pytest.mark.parametrize("module", engine_modules())
 def test_engine_module_imports_nothing_forbidden(module: str) -> None:
     path = ROOT / (module.replace(".", "/") + ".py")
@@ -71,6 +77,7 @@ def test_engine_module_imports_nothing_forbidden(module: str) -> None:
         name
         for name in _imports(ast.parse(path.read_text()))
         if any(name == f or name.startswith(f + ".") for f in FORBIDDEN_IN_ENGINE)
+        and (module, name) not in ALLOWED
     )
     assert bad == [], f"{module} imports {bad}"
 
