@@ -550,8 +550,10 @@ def _depth(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1000, not {value}")
+    from photosearch.search import MAX_RERANK  # the search command imports it next anyway
+
+    if not 0 <= value <= MAX_RERANK:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_RERANK}, not {value}")
     return value
 
 

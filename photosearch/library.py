@@ -26,7 +26,14 @@ from photosearch.encoders import ImageEncoder, TextEncoder
 from photosearch.errors import PackError, PhotosearchError
 from photosearch.indexer import IndexControl, Indexer, IndexReport, Progress
 from photosearch.rerank import CACHE_FILE, DEFAULT_CACHE_BYTES, Reranker, TokenCache
-from photosearch.search import DEFAULT_BETA, DEFAULT_RERANK, Query, Results, Searcher
+from photosearch.search import (
+    DEFAULT_BETA,
+    DEFAULT_RERANK,
+    MAX_RERANK,
+    Query,
+    Results,
+    Searcher,
+)
 from photosearch.vectors import IndexFileError, VectorIndex
 
 if TYPE_CHECKING:
@@ -65,8 +72,8 @@ class IndexRunReport:
 
 def _depth(text: str) -> int:
     value = int(text)
-    if not 0 <= value <= 1000:
-        raise ValueError("must be between 0 and 1000")
+    if not 0 <= value <= MAX_RERANK:
+        raise ValueError(f"must be between 0 and {MAX_RERANK}")
     return value
 
 
