@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -277,6 +278,16 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _quit_now(signum: int, frame: Any) -> None:
+    """A second Ctrl-C while stopping: leave at once. Every batch is its own transaction and
+    the vector index is rebuilt from the catalog when it lags, so only that batch is lost."""
+    try:
+        sys.stdout.flush()
+        print("\nquit without waiting for the current batch", file=sys.stderr, flush=True)
+    finally:
+        os._exit(130)
+
+
 def cmd_index_watch(args: argparse.Namespace) -> int:
     """``index --watch``: bring the catalog up to date, then follow the folders until Ctrl-C
     (or SIGTERM), which is a normal end (exit 0). Events are printed one line each."""
@@ -321,27 +332,42 @@ def cmd_index_watch(args: argparse.Namespace) -> int:
                 if len(e.errors) > 10:
                     print(f"  … and {len(e.errors) - 10} more (photosearch status)", flush=True)
 
-    with _open(args) as lib:
-        if not lib.folders():
-            print("no folders in the library yet: photosearch folders add PATH", file=sys.stderr)
-            return 1
-        _ = lib.pack  # no usable model pack: say so now, not once per pass
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
-        watcher = lib.watch(on_event, progress=progress, batch_size=args.batch_size)
-        print("watching the library's folders; press Ctrl-C to stop", file=sys.stderr)
-        interrupted = False
-        try:
-            while not watcher.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
+    main_thread = threading.current_thread() is threading.main_thread()
+    handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    interrupted = False
+    try:
+        with _open(args) as lib:
+            if not lib.folders():
+                print(
+                    "no folders in the library yet: photosearch folders add PATH", file=sys.stderr
+                )
+                return 1
+            _ = lib.pack  # no usable model pack: say so now, not once per pass
+            if main_thread:
+                signal.signal(signal.SIGTERM, _interrupt)
+            watcher = lib.watch(on_event, progress=progress, batch_size=args.batch_size)
+            print("watching the library's folders; press Ctrl-C to stop", file=sys.stderr)
+            try:
+                while not watcher.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                interrupted = True
+                if main_thread:  # stopping waits for the batch in progress; a second
+                    signal.signal(signal.SIGINT, _quit_now)  # Ctrl-C does not
+                    signal.signal(signal.SIGTERM, _quit_now)
+                with out:
+                    clear()
+                print(
+                    "stopping after the current batch (Ctrl-C again to quit at once)",
+                    file=sys.stderr,
+                )
             watcher.stop()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-        with out:
-            clear()
+            with out:
+                clear()
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, handlers[0])
+            signal.signal(signal.SIGTERM, handlers[1])
     if not interrupted:  # the watcher's thread ended on its own: a bug, logged
         print("photosearch: error: the folder watcher stopped unexpectedly", file=sys.stderr)
         return 1

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from photos import good_photos, scene, write_photo
+from PIL import Image
 
 from photosearch import watcher as watcher_module
 from photosearch.indexer import IndexControl
@@ -363,7 +364,8 @@ def test_cli_index_watch_until_ctrl_c(
     with Library(isolated_home) as lib:
         lib.import_pack(tiny_clip_pack)
         lib.add_folder(pics)
-    env = {**os.environ, "PHOTOSEARCH_HOME": str(isolated_home)}
+    # PYTHONFAULTHANDLER: if it hangs, SIGABRT makes it print every thread's stack.
+    env = {**os.environ, "PHOTOSEARCH_HOME": str(isolated_home), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "photosearch", "index", "--watch", "--json"],
         stdout=subprocess.PIPE,
@@ -372,9 +374,22 @@ def test_cli_index_watch_until_ctrl_c(
         env=env,
     )
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)
-    reader.start()
+    errors: list[str] = []  # stderr is drained too, so a chatty run cannot block on a full pipe
+    readers = [
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True),
+        threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
     seen: list[dict] = []
+
+    def stacks() -> str:
+        """Stop a stuck process and return what it printed, its threads' stacks included."""
+        proc.send_signal(signal.SIGABRT)
+        proc.wait()
+        for reader in readers:
+            reader.join(timeout=10)
+        return "".join(errors)
 
     def next_event(kind: str) -> dict:
         deadline = time.monotonic() + 60
@@ -382,12 +397,12 @@ def test_cli_index_watch_until_ctrl_c(
             try:
                 line = lines.get(timeout=0.5)
             except queue.Empty:
-                assert proc.poll() is None, proc.stderr.read()
+                assert proc.poll() is None, "".join(errors)
                 continue
             seen.append(json.loads(line))
             if seen[-1]["event"] == kind:
                 return seen[-1]
-        raise AssertionError(f"no {kind!r} event; got {seen}")
+        raise AssertionError(f"no {kind!r} event; got {seen}\n{stacks()}")
 
     try:
         ready = next_event("ready")
@@ -399,19 +414,80 @@ def test_cli_index_watch_until_ctrl_c(
             assert "indexed" in event["message"]
             total += event["indexed"]
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running 60 s after Ctrl-C:\n{stacks()}") from None
+        assert code == 0, "".join(errors)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    reader.join(timeout=10)
-    stderr = proc.stderr.read()
+    for reader in readers:
+        reader.join(timeout=10)
+    stderr = "".join(errors)
     proc.stdout.close()
     proc.stderr.close()
     while not lines.empty():
         seen.append(json.loads(lines.get()))  # every line on stdout is one JSON object
     assert "Traceback" not in stderr
+    assert "stopping after the current batch" in stderr
     assert "stopped watching" in stderr
     assert seen[0] == {**seen[0], "event": "watching", "path": str(pics.resolve())}
     with Library(isolated_home) as lib:
         assert lib.status()["indexed"] == 3
+
+
+def test_cli_index_watch_second_ctrl_c_quits_at_once_and_loses_nothing(
+    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path
+) -> None:
+    pics = tmp_path / "Pictures"
+    pics.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(24):  # large PNGs (no draft decoding): a batch of 12 takes a while
+        noise = rng.integers(0, 256, (2000, 2000, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(pics / f"big{i:02}.png", compress_level=1)
+    with Library(isolated_home) as lib:
+        lib.import_pack(tiny_clip_pack)
+        lib.add_folder(pics)
+    env = {**os.environ, "PHOTOSEARCH_HOME": str(isolated_home), "PYTHONFAULTHANDLER": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "photosearch", "index", "--watch", "--json", "--batch-size", "12"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["event"] == "watching"  # the first pass is under way
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            stuck = proc.communicate()[1]
+            raise AssertionError(f"still running after two Ctrl-C:\n{stuck}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    # Quit at once (130); or the first stop had finished (0), or finished and the process was
+    # on its way out, where Python no longer handles SIGINT (killed by it, as any program).
+    assert proc.returncode in (0, 130, -signal.SIGINT), err
+    if proc.returncode != 130:
+        assert "stopped watching" in err
+    assert "Traceback" not in err
+    assert "stopping after the current batch" in err
+    for line in out.splitlines():
+        json.loads(line)
+    with Library(isolated_home) as lib:  # what was committed is there, the rest comes next time
+        consistent(lib)
+        done = lib.status()["indexed"]
+        assert done < 24 or proc.returncode == 0
+        lib.index_photos()
+        assert lib.status()["indexed"] == 24
+        consistent(lib)
