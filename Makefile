@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast lint bench translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test-fast: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/encoders.py
+
+# The translators' template (resources/translations/photosearch.ts) from every tr() in ui/;
+# a test fails when it is out of date. photosearch_<lang>.ts files are compiled with lrelease.
+translations: $(VENV)/.installed-dev
+	$(BIN)/pyside6-lupdate ui/*.py -no-obsolete -locations none -ts resources/translations/photosearch.ts
+	for ts in resources/translations/photosearch_*.ts; do [ -e "$$ts" ] && $(BIN)/pyside6-lrelease "$$ts"; done; true
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

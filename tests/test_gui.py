@@ -495,3 +495,85 @@ def test_qt_bindings_keep_none_alive(qtbot) -> None:
     for _ in range(2000):
         label.setText("x")
     assert sys.getrefcount(None) > before - 100
+
+
+# -- translations ----------------------------------------------------------------------------
+
+
+def lupdate() -> str:
+    tool = shutil.which("pyside6-lupdate") or str(Path(sys.executable).parent / "pyside6-lupdate")
+    if not Path(tool).exists():
+        pytest.skip("pyside6-lupdate is not installed")
+    return tool
+
+
+def messages(ts: Path) -> set[tuple[str, str]]:
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(ts).getroot()
+    return {
+        (ctx.findtext("name"), m.findtext("source"))
+        for ctx in root.iter("context")
+        for m in ctx.iter("message")
+    }
+
+
+def test_translators_template_holds_every_string_the_window_shows(tmp_path: Path) -> None:
+    """Every user-visible string is extractable (literal, through tr/translate) and the
+    committed template is current (make translations)."""
+    fresh = tmp_path / "fresh.ts"
+    sources = sorted(str(p) for p in (ROOT / "ui").glob("*.py"))
+    subprocess.run(
+        [lupdate(), *sources, "-no-obsolete", "-locations", "none", "-ts", str(fresh)],
+        check=True,
+        capture_output=True,
+    )
+    extracted = messages(fresh)
+    assert len(extracted) > 100
+    assert ("MainWindow", "Describe a photo…") in extracted
+    assert ("WatchWords", "%n photo(s) indexed") in extracted
+    template_text = (ROOT / "resources" / "translations" / "photosearch.ts").read_text()
+    for plural in ("%n photo(s) indexed", "%n photo(s)", ", %n unreadable"):  # numerus forms
+        assert f'<message numerus="yes">\n        <source>{plural}</source>' in template_text
+    assert all(ctx for ctx, _ in extracted), "a string was extracted without its context"
+    template = messages(ROOT / "resources" / "translations" / "photosearch.ts")
+    assert extracted == template, (
+        f"run make translations: new {sorted(extracted - template)[:5]}, "
+        f"gone {sorted(template - extracted)[:5]}"
+    )
+
+
+def test_a_translation_for_the_users_language_is_used(
+    qtbot, tmp_path: Path, isolated_home: Path
+) -> None:
+    from PySide6.QtCore import QLocale
+
+    from photosearch.ui.app import install_translations
+
+    lrelease = Path(lupdate()).with_name("pyside6-lrelease")
+    ts = tmp_path / "photosearch_de.ts"
+    ts.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><!DOCTYPE TS><TS version="2.1" language="de">'
+        "<context><name>MainWindow</name><message><source>Describe a photo…</source>"
+        "<translation>Beschreibe ein Foto…</translation></message></context></TS>",
+        encoding="utf-8",
+    )
+    subprocess.run([str(lrelease), str(ts)], check=True, capture_output=True)
+    app = QApplication.instance()
+    installed = install_translations(app, QLocale("de_DE"), tmp_path)
+    try:
+        assert installed, "the German translation was not loaded"
+        window = MainWindow(Library(isolated_home), watch=False)
+        qtbot.addWidget(window)
+        assert window.search_field.placeholderText() == "Beschreibe ein Foto…"
+        window.close()
+    finally:
+        for t in installed:
+            app.removeTranslator(t)
+    installed = install_translations(app, QLocale("fr_FR"), tmp_path)  # none of ours for French
+    try:
+        text = QApplication.translate("MainWindow", "Describe a photo…")
+        assert text == "Describe a photo…"
+    finally:
+        for t in installed:
+            app.removeTranslator(t)

@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QLibraryInfo, QLocale, QTimer, QTranslator
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from photosearch import config
+from photosearch import config, resources
 from photosearch.errors import PhotosearchError
 from photosearch.ui.crash import CrashHook
 from photosearch.ui.state import State
@@ -33,12 +33,35 @@ def application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("photosearch")
     app.setOrganizationName("photosearch")
     app.setStyle("Fusion")  # follows the system's light or dark scheme (Qt ≥ 6.5)
-    translator = QTranslator(app)
-    if translator.load(
-        QLocale(), "qtbase", "_", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)
-    ):
-        app.installTranslator(translator)
+    if not app.property("photosearch_translated"):  # once per application
+        app.setProperty("photosearch_translated", True)
+        install_translations(app, QLocale())
     return app  # type: ignore[return-value]
+
+
+def install_translations(
+    app: QApplication, locale: QLocale, folder: Path | None = None
+) -> list[QTranslator]:
+    """Install Qt's own strings and ours (``photosearch_<lang>.qm`` in ``folder``, by default
+    the resources' translations folder) for ``locale``; returns the translators installed."""
+    installed = []
+    qt = QTranslator(app)
+    if qt.load(locale, "qtbase", "_", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)):
+        app.installTranslator(qt)
+        installed.append(qt)
+    if folder is None:
+        # resources/translations: photosearch.ts is the translators' template (make
+        # translations); a photosearch_<lang>.qm beside it is loaded for that language.
+        try:
+            folder = resources.path("translations")
+        except resources.ResourceError as e:
+            log.warning("no translations: %s", e)
+            return installed
+    ours = QTranslator(app)
+    if ours.load(locale, "photosearch", "_", str(folder)):
+        app.installTranslator(ours)
+        installed.append(ours)
+    return installed
 
 
 def run(

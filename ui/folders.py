@@ -105,8 +105,8 @@ class FoldersDialog(QDialog):
                 status = self.tr("indexing")
             else:
                 status = self.tr("up to date")
-            if r.errors:
-                status += self.tr(", %n unreadable", "", r.errors)
+            if unreadable := r.errors:  # (a plain name: lupdate reads nothing else as a count)
+                status += self.tr(", %n unreadable", "", unreadable)
             item = QTreeWidgetItem([str(r.path), str(r.photos), str(r.indexed), status])
             self.tree.addTopLevelItem(item)
             item.setSelected(str(r.path) in selected)

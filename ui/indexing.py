@@ -25,12 +25,12 @@ def duration(seconds: float) -> str:
     """A time left in the words a person uses."""
     from PySide6.QtCore import QCoreApplication
 
-    tr = QCoreApplication.translate
+    translate = QCoreApplication.translate
     if seconds < 60:
-        return tr("duration", "{n} s").format(n=max(1, round(seconds)))
+        return translate("duration", "{n} s").format(n=max(1, round(seconds)))
     if seconds < 3600:
-        return tr("duration", "{n} min").format(n=round(seconds / 60))
-    return tr("duration", "{h} h {m} min").format(
+        return translate("duration", "{n} min").format(n=round(seconds / 60))
+    return translate("duration", "{h} h {m} min").format(
         h=int(seconds // 3600), m=round(seconds % 3600 / 60)
     )
 

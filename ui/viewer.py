@@ -20,12 +20,14 @@ def describe(result: Result) -> str:
     """The viewer's caption: name, folder, date, size, dimensions."""
     from PySide6.QtCore import QCoreApplication
 
-    tr = QCoreApplication.translate
+    translate = QCoreApplication.translate
     p = result.photo
     when = p.taken or dt.datetime.fromtimestamp(p.mtime_ns / 1e9).isoformat(timespec="seconds")
     size = QLocale().formattedDataSize(p.size)
-    dims = f"{p.width} × {p.height}" if p.width and p.height else tr("viewer", "size unknown")
-    return tr("viewer", "{name} — {folder}\n{date} · {size} · {dims}").format(
+    dims = (
+        f"{p.width} × {p.height}" if p.width and p.height else translate("viewer", "size unknown")
+    )
+    return translate("viewer", "{name} — {folder}\n{date} · {size} · {dims}").format(
         name=p.path.name,
         folder=str(p.path.parent),
         date=when.replace("T", " "),

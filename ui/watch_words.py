@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QObject
 
 from photosearch.watcher import (
     FolderOffline,
@@ -16,37 +16,52 @@ from photosearch.watcher import (
 )
 
 
-def describe(event: WatchEvent) -> str:
-    def tr(text: str, n: int = -1) -> str:
-        return QCoreApplication.translate("watch", text, None, n)
+class WatchWords(QObject):
+    """The words (a QObject so that lupdate sees the plurals of ``self.tr``)."""
 
-    if isinstance(event, Ready):
-        return tr("Up to date: %n photo(s)", event.photos)
-    if isinstance(event, PhotosIndexed):
-        parts = []
-        if event.indexed:
-            parts.append(tr("%n photo(s) indexed", event.indexed))
-        if event.moved:
-            parts.append(tr("%n moved or renamed", event.moved))
-        if event.removed:
-            parts.append(tr("%n removed", event.removed))
-        if event.failed:
-            parts.append(tr("%n could not be read", event.failed))
-        return ", ".join(parts) or tr("Library updated")
-    if isinstance(event, FolderOffline):
-        return tr("{path} is offline (unplugged or unmounted?); its photos are kept").format(
-            path=str(event.path)
-        )
-    if isinstance(event, FolderOnline):
-        return tr("{path} is back").format(path=str(event.path))
-    if isinstance(event, WatchStarted):
-        return tr("Watching {path} for changes").format(path=str(event.path))
-    if isinstance(event, WatchFallback):
-        return tr("{path}: checked every {s:g} s ({reason})").format(
-            path=str(event.path), s=event.interval, reason=event.reason
-        )
-    if isinstance(event, IndexingFailed):
-        return tr("Indexing failed: {reason}. Trying again in {s:g} s").format(
-            reason=event.reason, s=event.retry
-        )
-    return event.message
+    def describe(self, event: WatchEvent) -> str:
+        # (lupdate reads a plural's count only as a plain name, hence the local names)
+        if isinstance(event, Ready):
+            photos = event.photos
+            return self.tr("Up to date: %n photo(s)", "", photos)
+        if isinstance(event, PhotosIndexed):
+            parts = []
+            indexed, moved, removed, failed = (
+                event.indexed,
+                event.moved,
+                event.removed,
+                event.failed,
+            )
+            if indexed:
+                parts.append(self.tr("%n photo(s) indexed", "", indexed))
+            if moved:
+                parts.append(self.tr("%n moved or renamed", "", moved))
+            if removed:
+                parts.append(self.tr("%n removed", "", removed))
+            if failed:
+                parts.append(self.tr("%n could not be read", "", failed))
+            return ", ".join(parts) or self.tr("Library updated")
+        if isinstance(event, FolderOffline):
+            return self.tr(
+                "{path} is offline (unplugged or unmounted?); its photos are kept"
+            ).format(path=str(event.path))
+        if isinstance(event, FolderOnline):
+            return self.tr("{path} is back").format(path=str(event.path))
+        if isinstance(event, WatchStarted):
+            return self.tr("Watching {path} for changes").format(path=str(event.path))
+        if isinstance(event, WatchFallback):
+            return self.tr("{path}: checked every {s:g} s ({reason})").format(
+                path=str(event.path), s=event.interval, reason=event.reason
+            )
+        if isinstance(event, IndexingFailed):
+            return self.tr("Indexing failed: {reason}. Trying again in {s:g} s").format(
+                reason=event.reason, s=event.retry
+            )
+        return event.message
+
+
+_words = WatchWords()
+
+
+def describe(event: WatchEvent) -> str:
+    return _words.describe(event)

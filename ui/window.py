@@ -330,9 +330,8 @@ class MainWindow(QMainWindow):
                 )
             )
         else:
-            self._show_empty(
-                self.tr("Type a description to search your %n photo(s).", "", self.info.photos)
-            )
+            photos = self.info.photos  # (a plain name: lupdate reads nothing else as a count)
+            self._show_empty(self.tr("Type a description to search your %n photo(s).", "", photos))
 
     def _failed(self, error: BaseException) -> None:
         if isinstance(error, (PhotosearchError, OSError)):

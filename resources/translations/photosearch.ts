@@ -1,0 +1,562 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1">
+<context>
+    <name>CrashDialog</name>
+    <message>
+        <source>photosearch ran into a problem</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>The details were saved to {path}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>The details could not be saved to a file.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Something went wrong that photosearch did not expect. Your photos and your library are safe. {where} Please copy the text below into a bug report.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Copy</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>FilterBar</name>
+    <message>
+        <source>All folders</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>From</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>until</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>All file types</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Filters:</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>FoldersDialog</name>
+    <message>
+        <source>Folders</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>photosearch finds photos in these folders and keeps up with changes.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Folder</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Photos</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Indexed</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Status</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Add folder…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Remove</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Rescan</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>offline (photos kept)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>indexing</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>up to date</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message numerus="yes">
+        <source>, %n unreadable</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+    <message>
+        <source>No folders yet: add one.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Choose a folder of photos</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Remove folder</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Stop searching {path}? Its photos leave the library; the files themselves are not touched.</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>IndexStatus</name>
+    <message>
+        <source>Pause</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Resume</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Indexing paused: {done} of {total}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Indexing {done} of {total}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source> · {rate:.1f} photos/s</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source> · about {left} left</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message numerus="yes">
+        <source>%n file(s) could not be read</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message>
+        <source>photosearch</source>
+        <extracomment>a result list was shown (fast or refined): tests and the benchmark wait on it</extracomment>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Describe a photo…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Searching by example: click to stop</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Refine top</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>off</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>How many of the best matches the slower, more exact model re-reads (0 = fast results only)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Filters</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Thumbnail size</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Library</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Folders…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Settings…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Files that could not be &amp;read…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Quit</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;View</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Show &amp;scores</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Filters</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Find</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Type a description to search your photos.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>on {device}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>No photos yet. Add a folder of photos (Library → Folders…); they can be searched as soon as they are indexed.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message numerus="yes">
+        <source>Type a description to search your %n photo(s).</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+    <message>
+        <source>Checking and installing the model pack…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Like {name} ✕</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Searching…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>No photos match. Try other words, or clear the filters.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>No photos match. Try describing it in other words.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message numerus="yes">
+        <source>%n photo(s)</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+    <message>
+        <source> · top {k} refined · {ms:.0f} ms</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source> · refining the top {k}…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source> · {ms:.0f} ms</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>This search could not run: {reason}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Open</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Show in folder</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Copy path</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Copy image</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Find similar photos</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>The image could not be copied: {reason}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Image copied</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>ResultDelegate</name>
+    <message>
+        <source>offline</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>ResultsModel</name>
+    <message>
+        <source>{path}
+score {score:.3f}</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>SettingsDialog</name>
+    <message>
+        <source>Settings</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Model pack</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Automatic (a working GPU, else the CPU)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>CPU</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>GPU</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Run models on</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>off (fast only)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Refine the top</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>the pack&apos;s own</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Refinement weight (β)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Thumbnail cache</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>automatic</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Threads</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Model pack, device and threads apply the next time photosearch starts.</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>UnreadableDialog</name>
+    <message>
+        <source>Files that could not be read</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>These files were skipped. They are tried again when they change; nothing else needs doing.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>File</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Reason</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>Viewer</name>
+    <message>
+        <source>Loading…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>This photo cannot be shown: {reason}</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>WatchWords</name>
+    <message numerus="yes">
+        <source>Up to date: %n photo(s)</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%n photo(s) indexed</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%n moved or renamed</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%n removed</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%n could not be read</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+    <message>
+        <source>Library updated</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>{path} is offline (unplugged or unmounted?); its photos are kept</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>{path} is back</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Watching {path} for changes</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>{path}: checked every {s:g} s ({reason})</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Indexing failed: {reason}. Trying again in {s:g} s</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>WelcomeView</name>
+    <message>
+        <source>Welcome to photosearch</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Find photos on your own disks by describing them. Everything stays on this computer.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&lt;b&gt;1. The model&lt;/b&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Import a model pack folder…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&lt;b&gt;2. Folders to search&lt;/b&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Add folder…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Start searching</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Installed: {name}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>No model pack is installed yet. photosearch needs one to understand photos. Import a pack folder with the button below, or from a terminal:&lt;br&gt;&lt;code&gt;photosearch models import PACK_DIR&lt;/code&gt;{problem}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>No folders yet: add the folders that hold your photos.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Choose a folder of photos</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Choose a model pack folder</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>app</name>
+    <message>
+        <source>photosearch</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>duration</name>
+    <message>
+        <source>{n} s</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>{n} min</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>{h} h {m} min</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>viewer</name>
+    <message>
+        <source>size unknown</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>{name} — {folder}
+{date} · {size} · {dims}</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+</TS>
