@@ -577,3 +577,47 @@ def test_a_translation_for_the_users_language_is_used(
     finally:
         for t in installed:
             app.removeTranslator(t)
+
+
+# -- light and dark --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_results_follow_the_light_or_dark_palette(qtbot, library: Library, scheme: str) -> None:
+    """Nothing in the window hard-codes a colour that breaks on the other scheme: the grid's
+    background and captions come from the palette the system gives."""
+    from PySide6.QtGui import QColor, QPalette
+
+    app = QApplication.instance()
+    before = app.palette()
+    pal = QPalette(before)
+    light = scheme == "light"
+    base, text = (
+        (QColor("#ffffff"), QColor("#101010")) if light else (QColor("#1e1e1e"), QColor("#f0f0f0"))
+    )
+    for role, color in [
+        (QPalette.ColorRole.Window, base),
+        (QPalette.ColorRole.Base, base),
+        (QPalette.ColorRole.AlternateBase, base.darker(110) if light else base.lighter(130)),
+        (QPalette.ColorRole.Text, text),
+        (QPalette.ColorRole.WindowText, text),
+    ]:
+        pal.setColor(role, color)
+    app.setPalette(pal)
+    try:
+        window = open_window(qtbot, library)
+        window.resize(900, 700)
+        search(qtbot, window, "a red circle")
+        image = window.view.viewport().grab().toImage()
+        lum = sorted(
+            QColor(image.pixel(x, y)).lightness()
+            for x in range(0, image.width(), 7)
+            for y in range(0, image.height(), 7)
+        )
+        background = lum[len(lum) // 2]  # most of the grid is background
+        assert (background > 200) if light else (background < 60), background
+        # captions are drawn: pixels of the text colour's lightness exist
+        assert any(abs(v - text.lightness()) < 40 for v in lum)
+        close(window)
+    finally:
+        app.setPalette(before)
