@@ -53,7 +53,7 @@ def install_translations(
         # resources/translations: photosearch.ts is the translators' template (make
         # translations); a photosearch_<lang>.qm beside it is loaded for that language.
         try:
-            folder = resources.path("translations")
+            folder = resources.resource_path("translations")
         except resources.ResourceError as e:
             log.warning("no translations: %s", e)
             return installed
