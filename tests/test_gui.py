@@ -541,6 +541,9 @@ def test_translators_template_holds_every_string_the_window_shows(tmp_path: Path
         f"run make translations: new {sorted(extracted - template)[:5]}, "
         f"gone {sorted(template - extracted)[:5]}"
     )
+    plurals = {m for m in template if "%n" in m[1]}
+    english = messages(ROOT / "resources" / "translations" / "photosearch_en.ts")
+    assert plurals <= english, f"give photosearch_en.ts the plurals of {sorted(plurals - english)}"
 
 
 def test_a_translation_for_the_users_language_is_used(
@@ -567,6 +570,16 @@ def test_a_translation_for_the_users_language_is_used(
         qtbot.addWidget(window)
         assert window.search_field.placeholderText() == "Beschreibe ein Foto…"
         window.close()
+    finally:
+        for t in installed:
+            app.removeTranslator(t)
+    installed = install_translations(app, QLocale("C"))  # the shipped English plurals
+    try:
+        assert QApplication.translate("MainWindow", "%n photo(s)", "", 1) == "1 photo"
+        assert QApplication.translate("MainWindow", "%n photo(s)", "", 96) == "96 photos"
+        assert QApplication.translate("WatchWords", "%n photo(s) indexed", "", 3) == (
+            "3 photos indexed"
+        )
     finally:
         for t in installed:
             app.removeTranslator(t)

@@ -58,7 +58,10 @@ def install_translations(
             log.warning("no translations: %s", e)
             return installed
     ours = QTranslator(app)
-    if ours.load(locale, "photosearch", "_", str(folder)):
+    # English is the fallback: the source strings, with proper plurals ("1 photo", "2 photos")
+    if ours.load(locale, "photosearch", "_", str(folder)) or ours.load(
+        "photosearch_en", str(folder)
+    ):
         app.installTranslator(ours)
         installed.append(ours)
     return installed
