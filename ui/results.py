@@ -3,6 +3,7 @@ thumbnails with the file name under each (and its score on hover, or always as a
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from PySide6.QtCore import (
@@ -16,7 +17,7 @@ from PySide6.QtCore import (
     Qt,
     QUrl,
 )
-from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from photosearch.search import Result
@@ -146,11 +147,42 @@ class ResultDelegate(QStyledItemDelegate):
     and the score when hovered or when ``show_scores`` is on."""
 
     PAD = 6
+    SCALED = 512  # thumbnails kept scaled to the current size: a few screens' worth
 
     def __init__(self, parent: QObject | None = None, side: int = 160) -> None:
         super().__init__(parent)
-        self.side = side
+        self._side = side
         self.show_scores = False
+        # Smooth scaling at every paint cost most of a frame; each thumbnail is scaled once
+        # per size instead (least recently painted out first).
+        self._scaled: OrderedDict[tuple[int, int], QPixmap] = OrderedDict()
+
+    @property
+    def side(self) -> int:
+        return self._side
+
+    @side.setter
+    def side(self, value: int) -> None:
+        if value != self._side:
+            self._side = value
+            self._scaled.clear()
+
+    def _fitted(self, pixmap: QPixmap) -> QPixmap:
+        key = (pixmap.cacheKey(), self._side)
+        scaled = self._scaled.get(key)
+        if scaled is None:
+            scaled = pixmap.scaled(
+                self._side,
+                self._side,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+            self._scaled[key] = scaled
+            if len(self._scaled) > self.SCALED:
+                self._scaled.popitem(last=False)
+        else:
+            self._scaled.move_to_end(key)
+        return scaled
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         text = QFontMetrics(option.font).height()
@@ -169,11 +201,10 @@ class ResultDelegate(QStyledItemDelegate):
         box = QRect(rect.x() + self.PAD, rect.y() + self.PAD, self.side, self.side)
         pixmap = index.data(Qt.ItemDataRole.DecorationRole)
         if pixmap is not None and not pixmap.isNull():
-            scaled = pixmap.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, scaled.width(), scaled.height())
+            fitted = self._fitted(pixmap)
+            target = QRect(0, 0, fitted.width(), fitted.height())
             target.moveCenter(box.center())
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawPixmap(target, pixmap)
+            painter.drawPixmap(target.topLeft(), fitted)
         else:
             painter.fillRect(box, pal.color(QPalette.ColorRole.Midlight))
         text_rect = QRect(
