@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint bench translations clean
+.PHONY: run test test-fast lint bench translations bundle smoke-bundle clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,18 @@ bench: $(VENV)/.installed-dev
 translations: $(VENV)/.installed-dev
 	$(BIN)/pyside6-lupdate ui/*.py -no-obsolete -locations none -ts resources/translations/photosearch.ts
 	for ts in resources/translations/photosearch_*.ts; do [ -e "$$ts" ] && $(BIN)/pyside6-lrelease "$$ts"; done; true
+
+# The desktop bundle (PyInstaller, one folder, no torch) with its .tar.gz and .deb, in
+# build/dist-$(FLAVOUR)/; each flavour builds in its own build/venv-$(FLAVOUR). See
+# docs/packaging.md. FLAVOUR=gpu for onnxruntime-gpu; WITH_PACK=DIR puts a model pack inside.
+FLAVOUR ?= cpu
+bundle: | $(BIN)/python
+	$(BIN)/python packaging/build.py --flavour $(FLAVOUR) --tar --deb \
+		$(if $(WITH_PACK),--with-pack $(WITH_PACK))
+
+# Build, install the .deb into a temporary root, --self-test it, open its window under Xvfb.
+smoke-bundle: $(VENV)/.installed-dev
+	$(BIN)/python packaging/smoke_test.py --flavour $(FLAVOUR)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", type=Path, help="load weights from this file instead")
     p.add_argument(
+        "--weights",
+        type=Path,
+        help="the --pretrained tag's weights, already downloaded (no network is used)",
+    )
+    p.add_argument(
         "--correct-cls-mask",
         action="store_true",
         help="CoCa trained with open_clip's corrected text padding mask (our own training does)",
@@ -35,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="NAME:TAG of a CoCa model to score the top K (TAG may be 'none'), 'self' when "
         "--model is itself a CoCa, or 'none' (default)",
+    )
+    p.add_argument(
+        "--reranker-weights",
+        type=Path,
+        help="the --reranker tag's weights, already downloaded (no network is used)",
     )
     p.add_argument(
         "--quantize", choices=["int8"], help="dynamic int8 MatMul/Gemm, kept if it passes parity"
@@ -63,15 +73,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     say = (lambda m: None) if args.quiet else (lambda m: print(f"… {m}", file=sys.stderr))
     try:
+        reranker = parse_reranker(args.reranker)
+        if args.reranker_weights is not None:
+            if not isinstance(reranker, Source) or reranker.pretrained is None:
+                raise PhotosearchError("--reranker-weights goes with --reranker NAME:TAG")
+            reranker.weights = args.reranker_weights
+        if args.weights is not None and args.pretrained == "none":
+            raise PhotosearchError("--weights goes with a --pretrained tag")
         manifest = export_pack(
             Source(
                 model=args.model,
                 pretrained=None if args.pretrained == "none" else args.pretrained,
                 checkpoint=args.checkpoint,
+                weights=args.weights,
                 correct_cls_mask=args.correct_cls_mask,
             ),
             args.out,
-            reranker=parse_reranker(args.reranker),
+            reranker=reranker,
             quantize=args.quantize,
             name=args.name,
             overwrite=args.overwrite,

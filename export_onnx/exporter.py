@@ -160,6 +160,9 @@ class Source:
     model: str
     pretrained: str | None  # open_clip tag, or None for random weights
     checkpoint: Path | None = None
+    # The tag's weights, already on disk (``photosearch models prepare`` downloads them itself:
+    # resumable, verified); the tag still gives the preprocessing and is recorded as the source.
+    weights: Path | None = None
     # open_clip 3.3.0 keeps CoCa's legacy (off-by-one) text padding mask unless told; weights
     # trained with the correct mask must be exported with it too.
     correct_cls_mask: bool = False
@@ -202,6 +205,24 @@ def create_model(source: Source, *, seed: int = 0) -> tuple[nn.Module, dict[str,
             raise PackError(
                 f"cannot load these weights into {source.model}: {first[:300]}",
                 file=str(source.checkpoint),
+            ) from e
+    elif source.weights is not None:
+        if not source.weights.is_file():
+            raise PackError("weights file not found", file=str(source.weights))
+        source.checkpoint_sha256 = modelpack.sha256_file(source.weights)
+        tag_cfg = open_clip.get_pretrained_cfg(source.model, source.pretrained or "") or {}
+        keep = ("mean", "std", "interpolation", "resize_mode", "fill_color")
+        try:
+            model = open_clip.create_model(
+                source.model,
+                pretrained=str(source.weights),
+                force_preprocess_cfg={k: tag_cfg[k] for k in keep if k in tag_cfg},
+            )
+        except Exception as e:  # unpickling and shape errors come in many types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PackError(
+                f"cannot load these weights into {source.model}: {first[:300]}",
+                file=str(source.weights),
             ) from e
     else:
         try:

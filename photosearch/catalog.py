@@ -586,6 +586,14 @@ class Catalog:
         blob, width, height, fmt, taken = rows[0]
         return np.frombuffer(blob, dtype=np.float16), width, height, fmt, taken
 
+    def drop_vectors(self, pack: str) -> int:
+        """Forget every vector ``pack`` made (the pack was removed); returns how many."""
+        with self._write() as c:
+            n = c.execute("DELETE FROM vectors WHERE pack = ?", (pack,)).rowcount
+            if n:
+                self._bump(c)
+        return int(n)
+
     def vector_ids(self, pack: str) -> NDArray[np.int64]:
         rows = self._query("SELECT photo_id FROM vectors WHERE pack = ? ORDER BY photo_id", (pack,))
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))

@@ -80,6 +80,34 @@ def cmd_default(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``photosearch demo``: a library of generated scenes with the small synthetic pack, in a
+    new temporary folder (or --home), then the window on it (unless --no-gui)."""
+    import tempfile
+
+    from photosearch import demo
+
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="photosearch-demo-"))
+    say = (lambda m: None) if args.quiet else (lambda m: print(f"… {m}", file=sys.stderr))
+    made = demo.prepare(home, args.photos, said=say)
+    print(home)
+    print(
+        f"demo library: {home} ({args.photos} scenes, model pack {made.pack}); try:\n"
+        + "".join(f'  photosearch --home {home} search "{q}"\n' for q in made.queries[:3])
+        + "delete the folder when done",
+        file=sys.stderr,
+    )
+    if args.no_gui:
+        return 0
+    try:
+        from photosearch.ui.app import run
+    except ImportError as e:
+        print(f"photosearch: error: the desktop window cannot start: {e}", file=sys.stderr)
+        return 1
+    shot = Path(args.screenshot) if args.screenshot else None
+    return run(str(home), args.device, screenshot=shot, query=made.queries[0] if shot else None)
+
+
 # -- info and models -------------------------------------------------------------------------
 
 
@@ -138,19 +166,175 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_models_import(args: argparse.Namespace) -> int:
+    from photosearch import acquire
+
     with _open(args) as lib:
-        pack = lib.import_pack(
-            Path(args.path), activate=True if args.use else None, replace=args.replace
+        pack = acquire.install(
+            lib, Path(args.path), activate=True if args.use else None, replace=args.replace
         )
-        active = lib.pack.path == pack.path
-    print(f"imported {pack.name} into {pack.path}{' (active)' if active else ''}")
+        _say_installed(lib, pack, "imported")
+    return 0
+
+
+def _say_installed(lib: Any, pack: modelpack.ModelPack, verb: str) -> None:
+    active = lib.pack.path == pack.path
+    print(f"{verb} {pack.name} into {pack.path}{' (active)' if active else ''}")
+    if lib.pending_pack == pack.path.name:
+        print(
+            f"run `photosearch index` to encode your photos with it; search keeps using "
+            f"{lib.pack.name} until that is done"
+        )
+
+
+def _transfer_progress(quiet: bool) -> Any:
+    """A progress callback for downloads: a bar on a terminal, a line per step otherwise."""
+    tty = sys.stderr.isatty() and not quiet
+    last = [0.0, ""]
+
+    def show(p: Any) -> None:
+        if quiet:
+            return
+        if p.total is None or not tty:
+            if p.message != last[1]:
+                if tty:
+                    sys.stderr.write("\r\033[K")
+                print(f"… {p.message}", file=sys.stderr, flush=True)
+                last[1] = p.message
+            return
+        if time.monotonic() - last[0] < 0.1 and p.done < p.total:
+            return
+        last[0] = time.monotonic()
+        pct = 100 * p.done / p.total if p.total else 100
+        bar = "█" * int(24 * pct / 100) + "·" * (24 - int(24 * pct / 100))
+        sys.stderr.write(
+            f"\r{bar} {p.done / 1e6:,.1f}/{p.total / 1e6:,.1f} MB ({pct:.0f}%)  "
+            f"{p.rate / 1e6:.1f} MB/s  ETA {_duration(p.eta)}\033[K"
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def _resumable(run: Any) -> int:
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: nothing was installed; run the same command again to resume the "
+            "download where it stopped",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def cmd_models_download(args: argparse.Namespace) -> int:
+    from photosearch import acquire
+
+    def run() -> int:
+        with _open(args) as lib:
+            pack = acquire.download_pack(
+                lib,
+                args.source,
+                revision=args.revision,
+                progress=_transfer_progress(args.quiet),
+                activate=True if args.use else None,
+                replace=args.replace,
+            )
+            _say_installed(lib, pack, "downloaded")
+        return 0
+
+    return _resumable(run)
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    from photosearch import acquire
+
+    chosen = acquire.choice(args.name)
+    problem = acquire.export_extra_problem()
+    if problem is not None:
+        print(
+            f"photosearch: error: `models prepare` exports open_clip weights, which needs the "
+            f"'export' extra (torch, open_clip_torch, onnx); it is not installed ({problem}).\n"
+            "Install it with:  pip install 'photosearch[export]'\n"
+            "or download a ready pack instead:  photosearch models download URL|HF_REPO",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"preparing {chosen.name}: {chosen.title}; about {chosen.download_mb:,} MB to "
+        f"download, {chosen.pack_mb:,} MB installed",
+        file=sys.stderr,
+    )
+
+    def run() -> int:
+        with _open(args) as lib:
+            pack = acquire.prepare(
+                lib,
+                chosen,
+                progress=_transfer_progress(args.quiet),
+                activate=True if args.use else None,
+                replace=args.replace,
+                keep_weights=args.keep_weights,
+            )
+            _say_installed(lib, pack, "prepared")
+        return 0
+
+    return _resumable(run)
+
+
+def cmd_models_available(args: argparse.Namespace) -> int:
+    from photosearch import acquire
+
+    rows = [
+        {
+            "name": c.name,
+            "title": c.title,
+            "default": c.name == acquire.DEFAULT,
+            "model": c.encoder.model,
+            "pretrained": c.encoder.tag,
+            "reranker": f"{c.reranker.model}:{c.reranker.tag}" if c.reranker else None,
+            "download_mb": c.download_mb,
+            "pack_mb": c.pack_mb,
+            "speed": c.speed,
+            "quality": c.quality,
+        }
+        for c in acquire.CATALOGUE
+    ]
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        print(f"{r['name']}{'  (default)' if r['default'] else ''}: {r['title']}")
+        print(f"    download about {r['download_mb']:,} MB, installed about {r['pack_mb']:,} MB")
+        print(f"    speed: {r['speed']}\n    quality: {r['quality']}")
+    print("prepare one with: photosearch models prepare [NAME]  (needs the 'export' extra)")
+    return 0
+
+
+def cmd_models_remove(args: argparse.Namespace) -> int:
+    with _open(args) as lib:
+        lib.remove_pack(args.name, force=args.force)
+        try:
+            now = lib.pack.name
+        except PhotosearchError:
+            now = None
+    print(f"removed {args.name}" + (f"; active model pack: {now}" if now else ""))
+    if now is None:
+        print("no model pack is installed now: search needs one", file=sys.stderr)
     return 0
 
 
 def cmd_models_use(args: argparse.Namespace) -> int:
     with _open(args) as lib:
-        lib.use_pack(args.name)
-    print(f"active model pack: {args.name} (run `photosearch index` to encode with it)")
+        now = lib.use_pack(args.name)
+        current = lib.pack.name
+    if now:
+        print(f"active model pack: {args.name} (run `photosearch index` to encode with it)")
+    else:
+        print(
+            f"switching to {args.name}: run `photosearch index` to encode your photos with it; "
+            f"search keeps using {current} until that is done, then switches"
+        )
     return 0
 
 
@@ -254,10 +438,32 @@ def cmd_index(args: argparse.Namespace) -> int:
             "error_list": [{"path": p, "reason": why} for p, why in r.errors],
         }
         counts = lib.catalog.counts(lib.pack.id)
-        summary["skipped_unchanged"] = counts["indexed"] - r.indexed
+        summary["skipped_unchanged"] = counts["indexed"] - (
+            rep.switch.run.indexed
+            if rep.switch and rep.switch.switched and rep.switch.run
+            else r.indexed
+        )
+        sw = rep.switch
+        summary["switch"] = sw and {
+            "pack": sw.pack,
+            "switched": sw.switched,
+            "indexed": sw.run.indexed if sw.run else 0,
+            "problem": sw.problem,
+        }
     if args.json:
         _print_json(summary)
         return 0
+    if sw is not None:
+        if sw.switched:
+            print(f"switched to the model pack {sw.pack}: every photo is encoded with it")
+        elif sw.problem:
+            print(f"! {sw.problem}")
+        else:
+            print(
+                f"switching to {sw.pack}: {sw.run.indexed if sw.run else 0} photos encoded with "
+                "it so far; run `photosearch index` again to finish (search uses the previous "
+                "pack until then)"
+            )
     print(
         f"indexed {r.indexed} photos in {r.seconds:.1f} s ({r.rate:.1f}/s); "
         f"{summary['skipped_unchanged']} unchanged, {rep.moved} moved, {rep.removed} removed, "
@@ -620,6 +826,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="where models run (default: auto — a working GPU, else the CPU)",
     )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation: index the bundled sample photos and search them",
+    )
+    parser.add_argument(
+        "--pack",
+        dest="self_test_pack",
+        metavar="DIR",
+        help="with --self-test: this model pack (default: the bundled one)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="show folders, ONNX Runtime providers and installed packs")
@@ -631,8 +848,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", metavar="TEXT", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_gui)
 
-    models = sub.add_parser("models", help="model packs: import, list, verify, use")
+    p = sub.add_parser(
+        "demo",
+        help="try photosearch offline: a library of generated scenes, then the window",
+        description="Make a demo library in a new temporary folder (or --home): a few hundred "
+        "generated scenes of coloured shapes, indexed with the small model pack trained on "
+        "them; then open the window on it. Needs a source checkout.",
+    )
+    p.add_argument("--photos", type=_positive, default=200, help="how many scenes (default 200)")
+    p.add_argument("--no-gui", action="store_true", help="only make the library; print its path")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_demo)
+
+    models = sub.add_parser(
+        "models", help="model packs: download, prepare, import, list, verify, use, remove"
+    )
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    p = msub.add_parser(
+        "download",
+        help="download a ready pack (a Hugging Face repository or a URL), verify, install",
+        description="Download an exported model pack: owner/name[@revision] on the Hugging "
+        "Face Hub (HF_ENDPOINT chooses the server), a folder URL holding manifest.json, or a "
+        ".zip URL. Every file's checksum is checked before anything is installed; an "
+        "interrupted download resumes where it stopped when run again.",
+    )
+    p.add_argument("source", metavar="URL|HF_REPO")
+    p.add_argument("--revision", help="branch, tag or commit of a Hugging Face repository")
+    p.add_argument("--use", action="store_true", help="make it the active pack")
+    p.add_argument("--replace", action="store_true", help="replace an installed pack of that name")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(func=cmd_models_download)
+    p = msub.add_parser(
+        "prepare",
+        help="download open_clip weights and export a pack (needs the 'export' extra)",
+        description="Download a catalogue model's open_clip weights (resumable, verified), "
+        "export them to a pack with the parity gate, install it. `photosearch models "
+        "available` lists the choices.",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="a catalogue name (default: the first)")
+    p.add_argument("--use", action="store_true", help="make it the active pack")
+    p.add_argument("--replace", action="store_true", help="replace an installed pack of that name")
+    p.add_argument(
+        "--keep-weights", action="store_true", help="keep the downloaded weights in the cache"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(func=cmd_models_prepare)
+    p = msub.add_parser("available", help="the models `prepare` can make: size, speed and quality")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_available)
+    p = msub.add_parser("remove", help="uninstall a pack and forget the vectors it made")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="even the active pack")
+    p.set_defaults(func=cmd_models_remove)
     p = msub.add_parser("verify", help="check a pack's manifest and every file's checksum")
     p.add_argument("path", nargs="?", help="a pack folder (default: the active pack)")
     p.add_argument("--json", action="store_true")
@@ -640,8 +908,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = msub.add_parser("list", help="list installed packs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
-    p = msub.add_parser("import", help="verify a pack folder and install it")
-    p.add_argument("path")
+    p = msub.add_parser("import", help="verify a pack folder or zip file and install it")
+    p.add_argument("path", metavar="PATH", help="a pack folder, or a zip file holding one")
     p.add_argument("--use", action="store_true", help="make it the active pack")
     p.add_argument("--replace", action="store_true", help="replace an installed pack of that name")
     p.set_defaults(func=cmd_models_import)
@@ -716,6 +984,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"folders {args.action} needs at least one PATH")
     if args.command == "search" and not args.text.strip() and not args.like:
         parser.error("search needs a description, or an example image with --like")
+    if args.self_test_pack and not args.self_test:
+        parser.error("--pack goes with --self-test")
+    if args.self_test:
+        from photosearch import selftest
+
+        return selftest.main(args.self_test_pack, args.device)
     if not getattr(args, "func", None):
         args.func = cmd_default
     try:

@@ -58,6 +58,16 @@ class FolderError(PhotosearchError):
 
 
 @dataclass
+class SwitchReport:
+    """What an indexing run did towards a pending model pack switch (see ``use_pack``)."""
+
+    pack: str  # the pack being switched to
+    run: IndexReport | None  # its encoding run (None: the switch was dropped, see problem)
+    switched: bool  # every photo is encoded with it: it serves searches now
+    problem: str | None = None
+
+
+@dataclass
 class IndexRunReport:
     """A scan followed by an indexing run, in the numbers a person wants at the end."""
 
@@ -68,6 +78,7 @@ class IndexRunReport:
     offline: list[Path]
     problems: list[tuple[Path, str]]
     run: IndexReport
+    switch: SwitchReport | None = None
 
 
 def _depth(text: str) -> int:
@@ -276,14 +287,24 @@ class Library:
             self._pack = modelpack.load(folder)
         return self._pack
 
+    def pack_folder(self, name: str) -> Path:
+        """Where the installed pack ``name`` lives (whether or not it is there)."""
+        return self.paths.models / _slug(name)
+
     def import_pack(
-        self, source: Path, *, activate: bool | None = None, replace: bool = False
+        self,
+        source: Path,
+        *,
+        activate: bool | None = None,
+        replace: bool = False,
+        move: bool = False,
     ) -> modelpack.ModelPack:
         """Verify a pack and copy it into the models folder atomically; make it active if it
         is the first (or ``activate``). An installed pack of the same name is replaced only
-        with ``replace``: its vectors would no longer match."""
+        with ``replace``: its vectors would no longer match. ``move`` moves the files instead
+        of copying them (a download's own folder: no second copy on disk)."""
         src = modelpack.verify(Path(source), full=True)
-        dest = self.paths.models / _slug(src.name)
+        dest = self.pack_folder(src.name)
         if dest.exists() and not replace:
             raise PackError(
                 f"a pack named {dest.name!r} is already installed; pass --replace to replace it "
@@ -291,7 +312,7 @@ class Library:
             )
         with self._job:
             self._forget_models()
-            self._install(src, dest)
+            self._install(src, dest, move=move)
         pack = modelpack.verify(dest, full=True)
         first = self.catalog.get_setting("active_pack") is None
         if activate or (activate is None and first):
@@ -299,19 +320,101 @@ class Library:
         return pack
 
     @staticmethod
-    def _install(src: modelpack.ModelPack, dest: Path) -> None:
+    def _install(src: modelpack.ModelPack, dest: Path, *, move: bool = False) -> None:
         with modelpack.staged_pack(dest, overwrite=True) as staging:
-            for f in src.manifest["files"]:
+            for f in [*src.manifest["files"], modelpack.MANIFEST]:
+                if move:
+                    try:
+                        os.replace(src.path / f, staging / f)
+                        continue
+                    except OSError:  # another file system: copy instead
+                        pass
                 shutil.copy2(src.path / f, staging / f)
-            shutil.copy2(src.path / modelpack.MANIFEST, staging / modelpack.MANIFEST)
 
-    def use_pack(self, name: str) -> None:
+    def use_pack(self, name: str) -> bool:
+        """Make the installed pack ``name`` the active one; returns True when it serves searches
+        from now on.
+
+        When photos are already encoded with the active pack and not yet with ``name``, the
+        switch is pending instead (False): searches keep using the active pack's vectors while
+        :meth:`index_photos` encodes every photo with ``name``, and the swap happens once it has
+        encoded them all. Choosing the active pack again cancels a pending switch."""
         folder = self.paths.models / name
-        modelpack.load(folder)  # refuse a broken pack before switching
+        new = modelpack.load(folder)  # refuse a broken pack before switching
         with self._job:
-            self.save_index()
-            self.catalog.set_setting("active_pack", name)
-            self._forget_models()
+            try:
+                current = self.pack
+            except (NoModelError, PackError):  # nothing (usable) serves now: switch at once
+                current = None
+            if current is not None and current.path.name == name:
+                self.catalog.set_setting("active_pack", name)
+                self.catalog.delete_setting("pending_pack")
+                return True
+            if (
+                current is not None
+                and self.catalog.counts(current.id)["indexed"] > 0
+                and self.catalog.counts(new.id)["pending"] > 0
+            ):
+                self.catalog.set_setting("pending_pack", name)
+                return False
+            self._activate(name)
+            return True
+
+    def _activate(self, name: str) -> None:
+        self.save_index()
+        self.catalog.set_setting("active_pack", name)
+        self.catalog.delete_setting("pending_pack")
+        self._forget_models()
+
+    @property
+    def pending_pack(self) -> str | None:
+        """The installed pack the library is switching to (see :meth:`use_pack`), if any."""
+        return self.catalog.get_setting("pending_pack")
+
+    def remove_pack(self, name: str, *, force: bool = False) -> None:
+        """Uninstall the pack ``name`` and forget the vectors it made.
+
+        The active pack is refused (:class:`PackError` saying what to do) unless ``force``:
+        then search has no model until another pack is chosen (the first installed one is).
+        The folder is renamed away first, so a crash never leaves half a pack that looks
+        installed."""
+        folder = self.paths.models / name
+        if not (folder / modelpack.MANIFEST).is_file():
+            installed = ", ".join(p.name for p in self.installed_packs()) or "none"
+            raise PackError(f"no installed model pack is named {name!r} (installed: {installed})")
+        with self._job:
+            active = self.catalog.get_setting("active_pack")
+            if active is None:
+                installed = self.installed_packs()
+                active = installed[0].name if installed else None
+            if name == active and not force:
+                others = [p.name for p in self.installed_packs() if p.name != name]
+                hint = (
+                    f"choose another first (`photosearch models use {others[0]}`)"
+                    if others
+                    else "install another first"
+                )
+                raise PackError(
+                    f"{name!r} is the active model pack: search needs it; {hint}, or pass "
+                    "--force to remove it anyway"
+                )
+            try:
+                pack_id: str | None = modelpack.ModelPack(
+                    folder, modelpack.read_manifest(folder)
+                ).id
+            except PackError:  # an unreadable manifest: its vectors cannot be told apart
+                pack_id = None
+            gone = folder.parent / f".{folder.name}.removing-{os.getpid()}"
+            os.replace(folder, gone)
+            if name == active:
+                self.catalog.delete_setting("active_pack")
+                self._forget_models()
+            if self.catalog.get_setting("pending_pack") == name:
+                self.catalog.delete_setting("pending_pack")
+            if pack_id is not None:
+                self.catalog.drop_vectors(pack_id)
+                (self.paths.data / f"vectors-{_slug(pack_id)}.faiss").unlink(missing_ok=True)
+            shutil.rmtree(gone, ignore_errors=True)
 
     def _forget_models(self) -> None:
         with self._init:
@@ -345,9 +448,12 @@ class Library:
             self._text_encoder = TextEncoder(self.pack, device=self.device, threads=self.threads)
         return self._text_encoder
 
+    def _index_file(self, pack: modelpack.ModelPack) -> Path:
+        return self.paths.data / f"vectors-{_slug(pack.id)}.faiss"
+
     @property
     def index_path(self) -> Path:
-        return self.paths.data / f"vectors-{_slug(self.pack.id)}.faiss"
+        return self._index_file(self.pack)
 
     @property
     def index(self) -> VectorIndex:
@@ -360,13 +466,14 @@ class Library:
                 self._index = self._load_index()
             return self._index
 
-    def _load_index(self) -> VectorIndex:
-        pack = self.pack
+    def _load_index(self, pack: modelpack.ModelPack | None = None) -> VectorIndex:
+        pack = pack or self.pack
+        path = self._index_file(pack)
         index = None
         try:
-            index = VectorIndex.load(self.index_path, dim=pack.embedding_dim)
+            index = VectorIndex.load(path, dim=pack.embedding_dim)
         except IndexFileError as e:
-            if self.index_path.exists():
+            if path.exists():
                 log.warning("rebuilding the vector index: %s", e)
         if (
             index is not None
@@ -376,12 +483,12 @@ class Library:
             return index
         if index is not None:
             log.warning("the vector index is out of date with the catalog: rebuilding it")
-        index = self._rebuild_index()
-        self._save(index)
+        index = self._rebuild_index(pack)
+        self._save(index, pack)
         return index
 
-    def _rebuild_index(self) -> VectorIndex:
-        pack = self.pack
+    def _rebuild_index(self, pack: modelpack.ModelPack | None = None) -> VectorIndex:
+        pack = pack or self.pack
         parts = list(self.catalog.vectors(pack.id, pack.embedding_dim))
         if parts:
             # float16 as stored: build() converts in chunks, never a full float32 copy
@@ -390,11 +497,11 @@ class Library:
             )
         return VectorIndex.create(pack.embedding_dim)
 
-    def _save(self, index: VectorIndex) -> None:
+    def _save(self, index: VectorIndex, pack: modelpack.ModelPack | None = None) -> None:
         # Called by the thread that changed catalog and index together, so the index now
         # reflects the catalog's current generation.
         index.generation = self.catalog.generation()
-        index.save(self.index_path)
+        index.save(self._index_file(pack or self.pack))
 
     def save_index(self) -> None:
         if self._index is not None and self._index_dirty:
@@ -548,6 +655,9 @@ class Library:
                 self.rebuild_index()
         finally:
             self.save_index()
+        switch = None
+        if self.pending_pack and not run.cancelled:
+            switch = self._encode_for_switch(progress, control, batch_size, checkpoint_seconds)
         if self.setting("rerank_precompute") and not run.cancelled:
             self.precompute_rerank_tokens(control)
         return IndexRunReport(
@@ -558,7 +668,50 @@ class Library:
             offline=[f.path for f in scan.offline],
             problems=scan.problems,
             run=run,
+            switch=switch,
         )
+
+    def _encode_for_switch(
+        self,
+        progress: Callable[[Progress], None] | None,
+        control: IndexControl,
+        batch_size: int,
+        checkpoint_seconds: float,
+    ) -> SwitchReport:
+        """Encode the photos the pending pack has no vector for, into its own vectors and
+        index, while the active pack keeps serving searches; swap once none is left."""
+        name = str(self.pending_pack)
+        try:
+            target = modelpack.load(self.paths.models / name)
+            encoder = ImageEncoder(target, device=self.device, threads=self.threads)
+        except PhotosearchError as e:
+            log.warning("cannot switch to the model pack %r: %s", name, e)
+            self.catalog.delete_setting("pending_pack")
+            return SwitchReport(name, None, False, f"the switch to {name!r} was dropped: {e}")
+        index = self._load_index(target)
+        last_save = time.monotonic()
+
+        def on_commit() -> None:
+            nonlocal last_save
+            if time.monotonic() - last_save >= checkpoint_seconds:
+                self._save(index, target)
+                last_save = time.monotonic()
+
+        indexer = Indexer(
+            self.catalog, index, encoder, target.id, batch_size=batch_size, on_commit=on_commit
+        )
+        run = indexer.run(self.catalog.pending(target.id), progress=progress, control=control)
+        if index.needs_rebuild():
+            index = self._rebuild_index(target)
+        self._save(index, target)
+        if run.cancelled or self.catalog.counts(target.id)["pending"] > 0:
+            if self._index is not None:  # still exact for its pack: spare the next open a rebuild
+                self._save(self._index)
+            return SwitchReport(name, run, False)
+        self._activate(name)
+        with self._init:
+            self._pack, self._index, self._image_encoder = target, index, encoder
+        return SwitchReport(name, run, True)
 
     def watch(
         self, on_event: Callable[[WatchEvent], None] | None = None, **options: Any
@@ -699,6 +852,21 @@ class Library:
             out.update(self.catalog.counts(pack.id))
             out["execution_provider"] = self.text_encoder.providers[0]
             out["device"] = self.text_encoder.device
+        switching = self.pending_pack
+        if switching:
+            try:
+                target = modelpack.ModelPack(
+                    self.paths.models / switching,
+                    modelpack.read_manifest(self.paths.models / switching),
+                )
+                counts = self.catalog.counts(target.id)
+                out["switching_to"] = {
+                    "name": switching,
+                    "encoded": counts["indexed"],
+                    "pending": counts["pending"],
+                }
+            except PackError as e:
+                out["switching_to"] = {"name": switching, "problem": str(e)}
         out["folders"] = [
             {"path": str(f.path), "state": f.state, "last_scan": f.last_scan}
             for f in self.catalog.folders()

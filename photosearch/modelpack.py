@@ -186,6 +186,12 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a pack's manifest alone (format, version, fields), before its files are
+    there: a download refuses an incompatible pack before it fetches anything large."""
+    return _read_manifest(Path(path))
+
+
 _REQUIRED = {
     "name": str,
     "embedding_dim": int,

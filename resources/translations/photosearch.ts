@@ -314,6 +314,83 @@
     </message>
 </context>
 <context>
+    <name>ModelsDialog</name>
+    <message>
+        <source>Get a model pack</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>photosearch needs a model pack to understand photos. It is downloaded once; after that everything works offline.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Download a ready pack</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Prepare one from open_clip weights</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>owner/name on Hugging Face, or https://…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Start</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Cancel</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Needs the export tools (pip install &apos;photosearch[export]&apos;): {why}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>About {download} MB to download, {size} MB installed.
+Speed: {speed}
+Quality: {quality}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Preparing a pack from open_clip weights needs the export tools, which this installation does not have.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Type a Hugging Face repository or a web address.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Starting…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Stopping…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Installed {name}. Everything now works offline.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Stopped. Press Resume to continue where it stopped.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Resume</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Nothing was installed: {why}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Try again</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
     <name>ResultDelegate</name>
     <message>
         <source>offline</source>
