@@ -134,6 +134,47 @@ def test_first_run_with_a_pack_asks_for_folders_then_indexes(
     close(window)
 
 
+def test_first_run_offers_to_download_a_model_pack(qtbot, isolated_home: Path) -> None:
+    window = open_window(qtbot, Library(isolated_home))
+    assert window.welcome.download_button.isVisible()
+    qtbot.mouseClick(window.welcome.download_button, Qt.MouseButton.LeftButton)
+    dialog = window.dialogs.get("models")
+    assert dialog is not None and dialog.isVisible()
+    close(window)
+
+
+def test_switching_the_model_pack_reencodes_in_the_background_then_swaps(
+    qtbot, library: Library, tiny_clip_pack: Path
+) -> None:
+    from photosearch.ui.settings import SettingsValues
+
+    old_pack = library.pack.name
+    library.import_pack(tiny_clip_pack)
+    new_pack = tiny_clip_pack.name
+    window = open_window(qtbot, library, watch=True)
+    before = SettingsValues(
+        packs=[old_pack, new_pack],
+        pack=old_pack,
+        device="auto",
+        rerank_depth=5,
+        rerank_beta=None,
+        thumbnail_cache_mb=500,
+        threads=0,
+    )
+    window.apply_settings(before, dataclasses.replace(before, pack=new_pack))
+    catalog = library.catalog
+    qtbot.waitUntil(
+        lambda: (
+            catalog.get_setting("active_pack") == new_pack
+            and catalog.get_setting("pending_pack") is None
+        ),
+        timeout=WAIT_MS,
+    )
+    shown = search(qtbot, window, "a red circle")
+    assert len(shown[-1]) == 12  # every photo was re-encoded with the new pack
+    close(window)
+
+
 # -- searching -------------------------------------------------------------------------------
 
 

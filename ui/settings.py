@@ -65,7 +65,10 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Threads"), self.threads)
         form.addRow(
             QLabel(
-                self.tr("Model pack, device and threads apply the next time photosearch starts.")
+                self.tr(
+                    "A new model pack takes over once your photos are re-encoded with it. "
+                    "Device and threads apply the next time photosearch starts."
+                )
             )
         )
         buttons = QDialogButtonBox(

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 class WelcomeView(QWidget):
     add_folder = Signal(Path)
     import_pack = Signal(Path)
+    get_pack = Signal()  # open the download dialog
     start = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -48,9 +49,18 @@ class WelcomeView(QWidget):
         self.model_label = QLabel(wordWrap=True)
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.addWidget(self.model_label)
+        packs = QHBoxLayout()
+        self.download_button = QPushButton(self.tr("Get a model pack…"))
+        self.download_button.setToolTip(
+            self.tr("Download the recommended pack (once; it then works offline)")
+        )
+        self.download_button.clicked.connect(self.get_pack)
+        packs.addWidget(self.download_button)
         self.import_button = QPushButton(self.tr("Import a model pack folder…"))
         self.import_button.clicked.connect(self._choose_pack)
-        box.addWidget(self.import_button, alignment=Qt.AlignmentFlag.AlignLeft)
+        packs.addWidget(self.import_button)
+        packs.addStretch()
+        box.addLayout(packs)
         box.addSpacing(12)
         box.addWidget(QLabel(self.tr("<b>2. Folders to search</b>")))
         self.folders = QListWidget()
@@ -79,8 +89,9 @@ class WelcomeView(QWidget):
             self.model_label.setText(
                 self.tr(
                     "No model pack is installed yet. photosearch needs one to understand "
-                    "photos. Import a pack folder with the button below, or from a terminal:"
-                    "<br><code>photosearch models import PACK_DIR</code>"
+                    "photos: download one (a few hundred MB, once), or import a pack folder. "
+                    "From a terminal: <code>photosearch models download</code> or "
+                    "<code>photosearch models import PACK_DIR</code>"
                     "{problem}"
                 ).format(problem=f"<br><i>{problem}</i>" if problem else "")
             )

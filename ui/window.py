@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         self.welcome = WelcomeView()
         self.welcome.add_folder.connect(self.add_folder)
         self.welcome.import_pack.connect(self.import_pack)
+        self.welcome.get_pack.connect(self.show_models)
         self.welcome.start.connect(self._start_searching)
         holder = QWidget()
         lay = QHBoxLayout(holder)
@@ -247,6 +248,7 @@ class MainWindow(QMainWindow):
 
         menu = self.menuBar().addMenu(self.tr("&Library"))
         self._action(menu, self.tr("&Folders…"), self.show_folders, "Ctrl+L")
+        self._action(menu, self.tr("&Model packs…"), self.show_models)
         self._action(
             menu, self.tr("&Settings…"), self.show_settings, QKeySequence.StandardKey.Preferences
         )
@@ -671,6 +673,17 @@ class MainWindow(QMainWindow):
     def show_folders(self) -> QWidget:
         return self._dialog("folders", lambda: FoldersDialog(self))
 
+    def show_models(self) -> QWidget:
+        """Download, prepare or import a model pack (with progress, cancel and resume)."""
+        from photosearch.ui.models_dialog import ModelsDialog
+
+        def make() -> QWidget:
+            dialog = ModelsDialog(self.library, self)
+            dialog.installed.connect(lambda _name: self.refresh_library())
+            return dialog
+
+        return self._dialog("models", make)
+
     def show_unreadable(self) -> None:
         def show(errors: list[tuple[str, str]]) -> None:
             old = self.dialogs.pop("unreadable", None)
@@ -718,11 +731,25 @@ class MainWindow(QMainWindow):
             lib.set_setting(
                 "rerank_beta", None if new.rerank_beta is None else str(new.rerank_beta)
             )
+            switched = True
             if new.pack and new.pack != old.pack:
-                lib.use_pack(new.pack)
+                switched = lib.use_pack(new.pack)
             trim_cache(folder, limit)
+            return switched
 
-        self.tasks.run(apply, lambda _r: self.refresh_library(), self._failed)
+        def applied(switched: bool) -> None:
+            if not switched:  # the photos are re-encoded first; the old vectors serve meanwhile
+                self.statusBar().showMessage(
+                    self.tr(
+                        "Switching to {pack}: your photos are re-encoded in the background; "
+                        "search keeps using the current model until then"
+                    ).format(pack=new.pack),
+                    15_000,
+                )
+                self.rescan()
+            self.refresh_library()
+
+        self.tasks.run(apply, applied, self._failed)
 
     # -- closing -----------------------------------------------------------------------------
 

@@ -197,6 +197,10 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>&amp;Model packs…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>&amp;Settings…</source>
         <translation type="unfinished"></translation>
     </message>
@@ -310,6 +314,10 @@
     </message>
     <message>
         <source>Image copied</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Switching to {pack}: your photos are re-encoded in the background; search keeps using the current model until then</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
@@ -460,7 +468,7 @@ score {score:.3f}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>Model pack, device and threads apply the next time photosearch starts.</source>
+        <source>A new model pack takes over once your photos are re-encoded with it. Device and threads apply the next time photosearch starts.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
@@ -566,6 +574,14 @@ score {score:.3f}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>Get a model pack…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Download the recommended pack (once; it then works offline)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Import a model pack folder…</source>
         <translation type="unfinished"></translation>
     </message>
@@ -586,7 +602,7 @@ score {score:.3f}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>No model pack is installed yet. photosearch needs one to understand photos. Import a pack folder with the button below, or from a terminal:&lt;br&gt;&lt;code&gt;photosearch models import PACK_DIR&lt;/code&gt;{problem}</source>
+        <source>No model pack is installed yet. photosearch needs one to understand photos: download one (a few hundred MB, once), or import a pack folder. From a terminal: &lt;code&gt;photosearch models download&lt;/code&gt; or &lt;code&gt;photosearch models import PACK_DIR&lt;/code&gt;{problem}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
