@@ -89,9 +89,10 @@ class WelcomeView(QWidget):
             self.model_label.setText(
                 self.tr(
                     "No model pack is installed yet. photosearch needs one to understand "
-                    "photos: download one (a few hundred MB, once), or import a pack folder. "
-                    "From a terminal: <code>photosearch models download</code> or "
-                    "<code>photosearch models import PACK_DIR</code>"
+                    "photos: get one (a download of about 1.4 GB, once; then everything "
+                    "works offline), or import a pack folder. From a terminal: "
+                    "<code>photosearch models prepare</code>, <code>photosearch models "
+                    "download OWNER/NAME</code> or <code>photosearch models import PACK_DIR</code>"
                     "{problem}"
                 ).format(problem=f"<br><i>{problem}</i>" if problem else "")
             )

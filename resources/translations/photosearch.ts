@@ -602,7 +602,7 @@ score {score:.3f}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>No model pack is installed yet. photosearch needs one to understand photos: download one (a few hundred MB, once), or import a pack folder. From a terminal: &lt;code&gt;photosearch models download&lt;/code&gt; or &lt;code&gt;photosearch models import PACK_DIR&lt;/code&gt;{problem}</source>
+        <source>No model pack is installed yet. photosearch needs one to understand photos: get one (a download of about 1.4 GB, once; then everything works offline), or import a pack folder. From a terminal: &lt;code&gt;photosearch models prepare&lt;/code&gt;, &lt;code&gt;photosearch models download OWNER/NAME&lt;/code&gt; or &lt;code&gt;photosearch models import PACK_DIR&lt;/code&gt;{problem}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
