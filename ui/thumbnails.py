@@ -90,10 +90,14 @@ class Thumbnails(QObject):
     #: ``load_image``'s answer: ticket, image (null if unreadable), the reason if unreadable
     image_ready = Signal(int, QImage, str)
 
-    def __init__(self, folder: Path, parent: QObject | None = None, threads: int = 2) -> None:
+    def __init__(
+        self, folder: Path, parent: QObject | None = None, threads: int | None = None
+    ) -> None:
         super().__init__(parent)
         self.folder = folder
         self._pool = QThreadPool(self)
+        if threads is None:  # leave a core to the window: scrolling stays smooth
+            threads = min(4, (os.cpu_count() or 2) - 1)
         self._pool.setMaxThreadCount(max(1, threads))
         self._signals = _Signals()
         self._signals.ready.connect(self._arrived, Qt.ConnectionType.QueuedConnection)
