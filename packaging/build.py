@@ -97,12 +97,24 @@ def pyinstaller(py: Path, flavour: str, build: Path, pack: Path | None) -> Path:
         cwd=build,  # not the source tree: `photosearch` must be the installed package
     )  # fmt: skip
     bundle = dist / "photosearch"
-    check_bundle(bundle)
+    where = "import photosearch, pathlib; print(pathlib.Path(photosearch.__file__).parent)"
+    found = subprocess.run([py, "-c", where], capture_output=True, text=True, cwd=build)
+    package = Path(found.stdout.strip())  # the installed package (cwd: not the source tree)
+    check_bundle(bundle, package / "_resources")
     return bundle
 
 
-def check_bundle(bundle: Path) -> None:
-    """No torch (or other export-time package) inside, and the program starts."""
+def check_bundle(bundle: Path, resources: Path) -> None:
+    """Every resource inside, no torch (or other export-time package), and the program starts."""
+    inside = bundle / "_internal" / "resources"
+    missing = [
+        str(f.relative_to(resources))
+        for f in resources.rglob("*")
+        if f.is_file() and "__pycache__" not in f.parts
+        and not (inside / f.relative_to(resources)).is_file()
+    ]  # fmt: skip
+    if missing or not resources.is_dir():
+        raise SystemExit(f"build: resources missing from the bundle: {missing or resources}")
     bad = [
         str(p.relative_to(bundle))
         for p in bundle.rglob("*")
