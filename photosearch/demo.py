@@ -2,20 +2,23 @@
 synthetic world of the retrieval-quality instrument, indexed with the small pack trained on it.
 
 Both come from a source checkout (``benchmarks/synthetic/scenes.py`` and
-``tests/data/synthetic-pack``); an installed wheel does not carry them, and :class:`DemoError`
-says so.
+``tests/data/synthetic-pack``). A bundle built with that pack inside (``packaging/build.py
+--with-pack``) makes a smaller demo from its self-test samples instead; anything else says
+what is missing (:class:`DemoError`).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from photosearch import modelpack
+from photosearch import modelpack, resources
 from photosearch.errors import PhotosearchError
 from photosearch.indexer import Progress
 
@@ -72,10 +75,16 @@ def prepare(
 ) -> Demo:
     """Make (or bring up to date) a demo library in ``home``: about ``photos`` scenes, the
     synthetic pack installed, everything indexed."""
-    from photosearch.library import Library
 
     say = said or (lambda message: None)
-    root = source_root()
+    try:
+        root = source_root()
+    except DemoError as missing:
+        bundled = _from_bundle(Path(home), say)
+        if bundled is None:
+            raise missing from None
+        folder, pack_dir, queries = bundled
+        return _index(Path(home), folder, pack_dir, queries, progress, say)
     scenes = _scenes_module(root)
     world = scenes.World(scenes.WorldConfig())
     folder = Path(home) / PHOTOS
@@ -92,12 +101,44 @@ def prepare(
             if not path.exists():
                 scene.render(128).save(path)
             made += 1
+    return _index(Path(home), folder, root / PACK, queries, progress, say)
+
+
+def _index(
+    home: Path,
+    folder: Path,
+    pack_dir: Path,
+    queries: list[str],
+    progress: Callable[[Progress], None] | None,
+    say: Callable[[str], None],
+) -> Demo:
+    from photosearch.library import Library
+
     with Library(home, device="cpu") as lib:
         if not lib.installed_packs():
             say("installing the synthetic model pack")
-            lib.import_pack(root / PACK)
+            lib.import_pack(pack_dir)
         lib.add_folder(folder)
         say("indexing")
         lib.index_photos(progress=progress)
         pack = lib.pack.name
-    return Demo(Path(home), folder, pack, queries[:5])
+    return Demo(home, folder, pack, queries[:5])
+
+
+def _from_bundle(home: Path, say: Callable[[str], None]) -> tuple[Path, Path, list[str]] | None:
+    """The self-test samples and the synthetic pack built into this bundle, if both are."""
+    try:
+        samples = resources.resource_path("samples")
+        manifest = json.loads((samples / "samples.json").read_text(encoding="utf-8"))
+    except (resources.ResourceError, OSError, ValueError):
+        return None
+    pack_dir = next((p for p in resources.bundled_packs() if p.name == manifest["pack"]), None)
+    if pack_dir is None:
+        return None
+    folder = home / PHOTOS
+    folder.mkdir(parents=True, exist_ok=True)
+    say(f"copying {len(manifest['photos'])} sample scenes into {folder}")
+    for name in manifest["photos"]:
+        if not (folder / name).exists():
+            shutil.copy2(samples / "photos" / name, folder / name)
+    return folder, pack_dir, [q["text"] for q in manifest["queries"]]

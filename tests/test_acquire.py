@@ -576,6 +576,36 @@ def test_cli_demo_makes_a_searchable_library(tmp_path: Path) -> None:
     assert Path(results[0]["path"]).parent == home / "Pictures"
 
 
+@pytest.mark.skipif(
+    not (ROOT / "tests" / "data" / "synthetic-pack" / "manifest.json").exists(),
+    reason="tests/data/synthetic-pack missing",
+)
+def test_demo_in_a_bundle_uses_its_samples_and_built_in_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle has no source checkout; built --with-pack, it demos its self-test samples."""
+    from photosearch import demo, resources
+    from photosearch.library import Library
+
+    def no_checkout() -> Path:
+        raise demo.DemoError("no source checkout")
+
+    monkeypatch.setattr(demo, "source_root", no_checkout)
+    monkeypatch.setattr(resources, "bundled_packs", lambda: [])
+    with pytest.raises(demo.DemoError, match="no source checkout"):
+        demo.prepare(tmp_path / "without-pack")
+
+    built_in = tmp_path / "bundle-packs" / "synthetic-base"
+    shutil.copytree(ROOT / "tests" / "data" / "synthetic-pack", built_in)
+    monkeypatch.setattr(resources, "bundled_packs", lambda: [built_in])
+    made = demo.prepare(tmp_path / "home")
+    assert made.pack == "synthetic-base" and made.queries
+    with Library(made.home) as lib:
+        assert lib.status()["indexed"] == len(list(made.photos.iterdir())) >= 20
+        first = lib.search(made.queries[0], n=3, rerank=0)[0]
+        assert first.photo.path.parent == made.photos
+
+
 # -- the dialog --------------------------------------------------------------------------------
 
 

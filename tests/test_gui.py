@@ -675,3 +675,12 @@ def test_results_follow_the_light_or_dark_palette(qtbot, library: Library, schem
         close(window)
     finally:
         app.setPalette(before)
+
+
+def test_the_app_has_its_icon_and_desktop_entry() -> None:
+    from photosearch.ui.app import DESKTOP_ID, application
+
+    app = application()
+    assert not app.windowIcon().isNull()
+    assert app.desktopFileName() == DESKTOP_ID
+    assert (ROOT / "resources" / "linux" / f"{DESKTOP_ID}.desktop").is_file()

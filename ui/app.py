@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QLibraryInfo, QLocale, QTimer, QTranslator
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from photosearch import config, resources
@@ -16,6 +17,8 @@ from photosearch.ui.crash import CrashHook
 from photosearch.ui.state import State
 
 log = logging.getLogger(__name__)
+
+DESKTOP_ID = "io.github.photosearch.Photosearch"  # resources/linux/<id>.desktop
 
 
 def display_available() -> bool:
@@ -33,6 +36,11 @@ def application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("photosearch")
     app.setOrganizationName("photosearch")
     app.setStyle("Fusion")  # follows the system's light or dark scheme (Qt ≥ 6.5)
+    app.setDesktopFileName(DESKTOP_ID)  # Wayland shells match the window to its .desktop entry
+    try:
+        app.setWindowIcon(QIcon(str(resources.resource_path("icons", "photosearch.svg"))))
+    except resources.ResourceError as e:
+        log.warning("no window icon: %s", e)
     if not app.property("photosearch_translated"):  # once per application
         app.setProperty("photosearch_translated", True)
         install_translations(app, QLocale())
