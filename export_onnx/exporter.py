@@ -179,6 +179,12 @@ class Source:
         }
 
 
+def _unloadable(model: str, weights: Path, e: Exception) -> PackError:
+    """Weights that do not load into ``model``: the first line of why, and the file."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return PackError(f"cannot load these weights into {model}: {first[:300]}", file=str(weights))
+
+
 def create_model(source: Source, *, seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
     """An open_clip model in inference form, and its preprocessing configuration."""
     if source.model not in open_clip.list_models():
@@ -201,11 +207,7 @@ def create_model(source: Source, *, seed: int = 0) -> tuple[nn.Module, dict[str,
             state = {k.removeprefix("module."): v for k, v in state.items()}
             model.load_state_dict(state)
         except Exception as e:  # unpickling and shape errors come in many types
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise PackError(
-                f"cannot load these weights into {source.model}: {first[:300]}",
-                file=str(source.checkpoint),
-            ) from e
+            raise _unloadable(source.model, source.checkpoint, e) from e
     elif source.weights is not None:
         if not source.weights.is_file():
             raise PackError("weights file not found", file=str(source.weights))
@@ -219,11 +221,7 @@ def create_model(source: Source, *, seed: int = 0) -> tuple[nn.Module, dict[str,
                 force_preprocess_cfg={k: tag_cfg[k] for k in keep if k in tag_cfg},
             )
         except Exception as e:  # unpickling and shape errors come in many types
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise PackError(
-                f"cannot load these weights into {source.model}: {first[:300]}",
-                file=str(source.weights),
-            ) from e
+            raise _unloadable(source.model, source.weights, e) from e
     else:
         try:
             model = open_clip.create_model(source.model, pretrained=source.pretrained)

@@ -853,7 +853,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="try photosearch offline: a library of generated scenes, then the window",
         description="Make a demo library in a new temporary folder (or --home): a few hundred "
         "generated scenes of coloured shapes, indexed with the small model pack trained on "
-        "them; then open the window on it. Needs a source checkout.",
+        "them; then open the window on it. Needs a source checkout (or a bundle built with the "
+        "synthetic pack inside, which demos its self-test samples).",
     )
     p.add_argument("--photos", type=_positive, default=200, help="how many scenes (default 200)")
     p.add_argument("--no-gui", action="store_true", help="only make the library; print its path")
