@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ COCA_B32 = Weights(
 
 # Speeds measured on 2 CPU cores (benchmarks/results/encoders.md) where marked, else estimated
 # from the models' compute; quality is the published ImageNet zero-shot accuracy.
+MAX_MANIFEST = 16 << 20  # bytes: a manifest lists a few files and their checksums
+
 CATALOGUE: tuple[Choice, ...] = (
     Choice(
         "mobileclip-s2",
@@ -730,6 +733,8 @@ def import_zip(
         top = PurePosixPath(manifests[0].filename).parent
         with tempfile.TemporaryDirectory(prefix=".import-", dir=_scratch(library)) as tmp:
             unpacked = Path(tmp)
+            if manifests[0].file_size > MAX_MANIFEST:
+                raise PackError("manifest.json is implausibly large", pack=str(path))
             (unpacked / modelpack.MANIFEST).write_bytes(zf.read(manifests[0]))
             manifest = modelpack.read_manifest(unpacked)
             files: dict[str, Any] = manifest["files"]
@@ -756,14 +761,25 @@ def import_zip(
             check_space({unpacked: total})
             for name, info in wanted.items():
                 reporter.stage("verify", f"unpacking {name}")
-                with zf.open(info) as src, open(unpacked / name, "wb") as dst:
-                    left = info.file_size + 1  # never more than the stated size
-                    while chunk := src.read(min(1 << 20, left)):
-                        left -= len(chunk)
-                        if left <= 0:
-                            raise PackError("larger than stated", pack=str(path), file=name)
-                        dst.write(chunk)
-                        reporter.check()
+                try:
+                    with zf.open(info) as src, open(unpacked / name, "wb") as dst:
+                        left = info.file_size + 1  # never more than the stated size
+                        while chunk := src.read(min(1 << 20, left)):
+                            left -= len(chunk)
+                            if left <= 0:
+                                raise PackError("larger than stated", pack=str(path), file=name)
+                            dst.write(chunk)
+                            reporter.check()
+                except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # damaged in the zip
+                    raise PackError(
+                        f"damaged in the zip file ({e})", pack=str(path), file=name
+                    ) from e
+                except (NotImplementedError, RuntimeError) as e:  # Deflate64, encrypted, …
+                    raise PackError(
+                        f"cannot unpack this zip entry ({e}); re-pack it with plain deflate",
+                        pack=str(path),
+                        file=name,
+                    ) from e
             reporter.stage("install", f"installing {manifest['name']}")
             return library.import_pack(unpacked, activate=activate, replace=replace, move=True)
 

@@ -177,12 +177,17 @@ def cmd_models_import(args: argparse.Namespace) -> int:
 
 
 def _say_installed(lib: Any, pack: modelpack.ModelPack, verb: str) -> None:
-    active = lib.pack.path == pack.path
+    try:
+        current: modelpack.ModelPack | None = lib.pack
+    except PhotosearchError as e:  # the active pack is broken or gone: the install still worked
+        print(f"photosearch: warning: the active model pack cannot be used: {e}", file=sys.stderr)
+        current = None
+    active = current is not None and current.path == pack.path
     print(f"{verb} {pack.name} into {pack.path}{' (active)' if active else ''}")
-    if lib.pending_pack == pack.path.name:
+    if lib.pending_pack == pack.path.name and current is not None:
         print(
             f"run `photosearch index` to encode your photos with it; search keeps using "
-            f"{lib.pack.name} until that is done"
+            f"{current.name} until that is done"
         )
 
 

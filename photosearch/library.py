@@ -57,6 +57,15 @@ class FolderError(PhotosearchError):
     """A folder cannot be added to or removed from the library."""
 
 
+@dataclass(frozen=True)
+class Models:
+    """What a query runs on, taken together (see :meth:`Library.models`)."""
+
+    pack: modelpack.ModelPack
+    text_encoder: TextEncoder
+    index: VectorIndex
+
+
 @dataclass
 class SwitchReport:
     """What an indexing run did towards a pending model pack switch (see ``use_pack``)."""
@@ -218,6 +227,11 @@ class Library:
         except BaseException:
             self._lock.release()
             raise
+        try:
+            for said in modelpack.sweep_leftovers(self.paths.models):
+                log.warning("model packs: %s", said)
+        except OSError as e:  # never a reason not to open the library
+            log.warning("model packs: could not clean up after an interrupted install: %s", e)
         # _job: one mutating job at a time (index, scan, remove, switch pack); searches run
         # beside it. _init: lazy loading of pack, encoders and index happens once.
         self._job = threading.RLock()
@@ -427,6 +441,23 @@ class Library:
             self._reranker_problem = None
 
     # -- encoders and index (loaded on first use) ------------------------------------------
+
+    def models(self) -> Models:
+        """The active pack with its text encoder and vector index, taken together: a query
+        uses one consistent set even if a pack switch swaps them while it runs."""
+        with self._init:
+            pack = self._load_pack()
+            encoder = self._load_text_encoder()
+            if self._index is None:
+                self._index = self._load_index()
+            return Models(pack, encoder, self._index)
+
+    def image_encoder_for(self, pack: modelpack.ModelPack) -> ImageEncoder:
+        """The image encoder of ``pack``: the loaded one when it is the active pack."""
+        with self._init:
+            if self._pack is pack:
+                return self._load_image_encoder()
+        return ImageEncoder(pack, device=self.device, threads=self.threads)
 
     @property
     def image_encoder(self) -> ImageEncoder:
@@ -704,13 +735,26 @@ class Library:
         if index.needs_rebuild():
             index = self._rebuild_index(target)
         self._save(index, target)
-        if run.cancelled or self.catalog.counts(target.id)["pending"] > 0:
+        # Photos this run tried and could not read (permission denied, I/O) do not hold the
+        # switch back: they are retried by later passes, as with any pack.
+        failed = {str(path) for path, _why in run.errors}
+        left = [p for p in self.catalog.pending(target.id) if str(p.path) not in failed]
+        if run.cancelled or left:
             if self._index is not None:  # still exact for its pack: spare the next open a rebuild
                 self._save(self._index)
             return SwitchReport(name, run, False)
-        self._activate(name)
-        with self._init:
+        self.save_index()
+        with self._init:  # one step: a query sees the old set or the new one, never a mix
+            self.catalog.set_setting("active_pack", name)
+            self.catalog.delete_setting("pending_pack")
+            reranker = self._reranker
             self._pack, self._index, self._image_encoder = target, index, encoder
+            self._text_encoder = None
+            self._reranker = None
+            self._reranker_problem = None
+            self._index_dirty = False
+        if reranker is not None:
+            reranker.close()
         return SwitchReport(name, run, True)
 
     def watch(

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -326,10 +327,38 @@ def load(path: str | os.PathLike[str]) -> ModelPack:
 
 
 def list_installed(models_dir: Path) -> list[Path]:
-    """Folders under ``models_dir`` that look like packs (not verified: call :func:`load`)."""
+    """Folders under ``models_dir`` that look like packs (not verified: call :func:`load`).
+    Hidden folders are work in progress (staging, replacing, removing), never packs."""
     if not models_dir.is_dir():
         return []
-    return sorted(p for p in models_dir.iterdir() if (p / MANIFEST).is_file())
+    return sorted(
+        p for p in models_dir.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file()
+    )
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>staging|old|removing)-[^.]+$|^\.import-")
+
+
+def sweep_leftovers(models_dir: Path) -> list[str]:
+    """Clean what a killed install, replace or removal left under ``models_dir``: half-made
+    folders go; a pack moved aside to be replaced comes back if its replacement never arrived.
+    Returns what was done, in words. Call only while holding the library's lock."""
+    done: list[str] = []
+    if not models_dir.is_dir():
+        return done
+    for p in sorted(models_dir.iterdir()):
+        m = _LEFTOVER.match(p.name)
+        if m is None or not p.is_dir():
+            continue
+        target = models_dir / m["name"] if m["name"] else None
+        restore = m["kind"] == "old" and target is not None and not target.exists()
+        if restore and (p / MANIFEST).is_file():
+            os.replace(p, target)
+            done.append(f"restored the model pack {target.name} (a replacement was cut off)")
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        done.append(f"removed {p.name} (left by an interrupted install or removal)")
+    return done
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

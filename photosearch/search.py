@@ -44,7 +44,7 @@ from photosearch.imaging import load_for_model
 from photosearch.rerank import Cancelled, RerankStats, check
 
 if TYPE_CHECKING:
-    from photosearch.library import Library
+    from photosearch.library import Library, Models
 
 log = logging.getLogger(__name__)
 
@@ -161,21 +161,22 @@ class Searcher:
 
     # -- pieces ----------------------------------------------------------------------------
 
-    def _example(self, like: Path) -> tuple[NDArray[np.float32], int | None]:
+    def _example(self, like: Path, models: Models) -> tuple[NDArray[np.float32], int | None]:
         """The example image's vector, and its photo id when it is in the library."""
-        lib = self.library
+        lib, pack = self.library, models.pack
         path = Path(like).expanduser()
         rec = lib.catalog.photo_by_path(path.resolve()) or lib.catalog.photo_by_path(path)
         if rec is not None:
-            for _, vecs in lib.catalog.vectors(lib.pack.id, lib.pack.embedding_dim, ids=[rec.id]):
+            for _, vecs in lib.catalog.vectors(pack.id, pack.embedding_dim, ids=[rec.id]):
                 return _unit(vecs[0].astype(np.float32)), rec.id
-        pixels, _ = load_for_model(path, lib.pack.image)
-        return _unit(lib.image_encoder.encode(pixels[None])[0]), rec.id if rec else None
+        pixels, _ = load_for_model(path, pack.image)
+        encoder = lib.image_encoder_for(pack)
+        return _unit(encoder.encode(pixels[None])[0]), rec.id if rec else None
 
-    def _vectors(self, ids: Sequence[int]) -> dict[int, NDArray[np.float32]]:
-        lib = self.library
+    def _vectors(self, ids: Sequence[int], models: Models) -> dict[int, NDArray[np.float32]]:
+        lib, pack = self.library, models.pack
         out: dict[int, NDArray[np.float32]] = {}
-        for got, vecs in lib.catalog.vectors(lib.pack.id, lib.pack.embedding_dim, ids=ids):
+        for got, vecs in lib.catalog.vectors(pack.id, pack.embedding_dim, ids=ids):
             out.update(zip(got.tolist(), vecs.astype(np.float32), strict=True))
         return out
 
@@ -211,25 +212,27 @@ class Searcher:
 
         text = query.text.strip()
         vecs: list[NDArray[np.float32]] = []
-        encoder = lib.text_encoder
+        # One consistent set for the whole query, even if a pack switch swaps them meanwhile.
+        models = lib.models()
+        encoder = models.text_encoder
         texts = ([text] if text else []) + [t for t in query.exclude if t.strip()]
         if not text and query.exclude:
             texts = [IMAGE_ONLY_REFERENCE, *texts]
-        encoded = encoder.encode(texts) if texts else np.zeros((0, lib.pack.embedding_dim))
+        encoded = encoder.encode(texts) if texts else np.zeros((0, models.pack.embedding_dim))
         reference = encoded[0] if len(encoded) else None
         negatives = encoded[1:] if len(encoded) else encoded
         if text:
             vecs.append(_unit(encoded[0]))
         like_id = None
         if query.like is not None:
-            img, like_id = self._example(query.like)
+            img, like_id = self._example(query.like, models)
             vecs.append(img)
         qv = _unit(np.sum(vecs, axis=0))
         t1 = time.perf_counter()
 
-        allowed = lib.catalog.filtered_ids(lib.pack.id, query.filters) if query.filters else None
+        allowed = lib.catalog.filtered_ids(models.pack.id, query.filters) if query.filters else None
         want = max(query.n, k_rerank)
-        pairs = self._content(qv, want, like_id, allowed, reference, negatives)
+        pairs = self._content(qv, want, like_id, allowed, reference, negatives, models)
         t2 = time.perf_counter()
 
         name_ids: list[int] = []
@@ -240,7 +243,7 @@ class Searcher:
             )
             name_ids = [i for i in found if i != like_id]
             if name_ids and len(negatives):
-                stored = self._vectors(name_ids)
+                stored = self._vectors(name_ids, models)
                 name_ids = [
                     i
                     for i in name_ids
@@ -252,7 +255,7 @@ class Searcher:
         fast = dict(pairs)
         missing = [i for i in name_ids if i not in fast]
         if missing:
-            fast.update((i, float(v @ qv)) for i, v in self._vectors(missing).items())
+            fast.update((i, float(v @ qv)) for i, v in self._vectors(missing, models).items())
         # A photo with no vector yet (still being indexed) can match by name: it ranks last.
         names_ranked = sorted(name_ids, key=lambda i: -fast.get(i, -np.inf))[: query.n]
         details = lib.catalog.details([i for i, _ in pairs] + names_ranked)
@@ -345,10 +348,11 @@ class Searcher:
         allowed: NDArray[np.int64] | None,
         reference: NDArray[np.float32] | None,
         negatives: NDArray[np.float32],
+        models: Models,
     ) -> list[tuple[int, float]]:
         """The ``want`` best content matches, (id, fast score), without the example photo and
         without photos a negative term describes better than the query."""
-        index = self.library.index
+        index = models.index
         if not len(index) or (allowed is not None and not len(allowed)):
             return []
         limit = len(index) if allowed is None else min(len(index), len(allowed))
@@ -362,7 +366,7 @@ class Searcher:
                 if i >= 0 and int(i) != like_id
             ]
             if len(negatives) and pairs:
-                stored = self._vectors([i for i, _ in pairs])
+                stored = self._vectors([i for i, _ in pairs], models)
                 pairs = [
                     (i, s)
                     for i, s in pairs

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TextIO
 
 from photosearch import __version__, resources
-from photosearch.errors import PhotosearchError
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ def steps(pack: Path | None, device: str, home: Path) -> Iterator[Step]:
         yield from _steps(pack, device, home)
     except Failed as e:
         yield Step(False, str(e))
-    except (PhotosearchError, OSError, RuntimeError, ValueError) as e:
+    except Exception as e:  # a broken installation is what a self-test is for: say it
         yield Step(False, f"{type(e).__name__}: {e}")
 
 
@@ -61,6 +60,13 @@ def _steps(pack: Path | None, device: str, home: Path) -> Iterator[Step]:
         flavour = json.loads(build.read_text())["flavour"] if build.is_file() else "unknown"
         how = f"frozen bundle, {flavour} flavour"
     yield Step(True, f"resources: {root} ({how}; {len(manifest['photos'])} sample photos)")
+
+    try:  # `models download` and the download dialog need it, bundle or not
+        import huggingface_hub
+        import huggingface_hub.file_download  # noqa: F401
+    except ImportError as e:
+        raise Failed(f"model downloads: huggingface_hub cannot be loaded ({e})") from e
+    yield Step(True, f"model downloads: huggingface_hub {huggingface_hub.__version__}")
 
     if pack is None:
         bundled = resources.bundled_packs()

@@ -332,6 +332,23 @@ def test_a_zip_that_is_not_one_is_refused(lib: Library, tmp_path: Path) -> None:
         acquire.install(lib, junk)
 
 
+def test_a_zip_damaged_inside_is_refused_with_the_file_named(
+    lib: Library, tiny_clip_pack: Path, tmp_path: Path
+) -> None:
+    good = zip_pack(tiny_clip_pack, tmp_path / "good.zip")
+    with zipfile.ZipFile(good) as z:
+        info = z.getinfo("tiny-clip/image_encoder.onnx")
+    data = bytearray(good.read_bytes())
+    middle = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
+    data[middle] ^= 0xFF  # one flipped byte in the compressed data
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(PackError, match="damaged in the zip file") as e:
+        acquire.install(lib, bad)
+    assert "image_encoder.onnx" in str(e.value)
+    nothing_installed(lib)
+
+
 def test_remove_refuses_the_active_pack_and_forgets_a_removed_packs_vectors(
     lib: Library, tiny_clip_pack: Path, tiny_coca_pack: Path, tmp_path: Path
 ) -> None:
@@ -479,6 +496,56 @@ def test_switching_packs_reencodes_while_the_old_pack_keeps_serving(
     assert lib.doctor() == []
     assert lib.catalog.counts(old.id)["indexed"] == 12  # kept: switching back is instant
     assert lib.use_pack("tiny-clip") is True
+
+
+def test_a_photo_that_cannot_be_read_does_not_hold_a_switch_back(
+    lib: Library,
+    tiny_clip_pack: Path,
+    tiny_coca_pack: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from photosearch import indexer
+
+    lib.import_pack(tiny_clip_pack)
+    good_photos(tmp_path / "Pictures", 6)
+    lib.add_folder(tmp_path / "Pictures")
+    lib.index_photos()
+    lib.import_pack(tiny_coca_pack)
+    assert lib.use_pack("tiny-coca") is False
+    locked = sorted((tmp_path / "Pictures").iterdir())[0]
+    real_hash = indexer.file_hash
+
+    def file_hash(path):  # noqa: ANN001, ANN202
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_hash(path)
+
+    monkeypatch.setattr(indexer, "file_hash", file_hash)
+    rep = lib.index_photos()
+    assert rep.switch is not None and rep.switch.switched
+    assert [Path(p) for p, _ in rep.switch.run.errors] == [locked]
+    assert lib.pack.name == "tiny-coca" and lib.pending_pack is None
+    assert len(lib.search("a photo", n=50, rerank=0).results) == 5
+    monkeypatch.setattr(indexer, "file_hash", real_hash)  # readable again: caught up next pass
+    lib.index_photos()
+    assert len(lib.search("a photo", n=50, rerank=0).results) == 6
+
+
+def test_leftovers_of_an_interrupted_install_are_cleaned_when_the_library_opens(
+    isolated_home: Path, tiny_clip_pack: Path
+) -> None:
+    with Library(isolated_home) as lib:
+        lib.import_pack(tiny_clip_pack)
+        models = lib.paths.models
+    # killed while replacing tiny-clip: the old copy moved aside, the new one not in place
+    os.replace(models / "tiny-clip", models / ".tiny-clip.old-4242")
+    shutil.copytree(models / ".tiny-clip.old-4242", models / ".tiny-clip.staging-abc123")
+    (models / ".import-xyz").mkdir()
+    with Library(isolated_home) as lib:
+        assert [p.name for p in lib.installed_packs()] == ["tiny-clip"]
+        assert sorted(p.name for p in models.iterdir()) == ["tiny-clip"]
+        assert lib.pack.name == "tiny-clip"
 
 
 def test_choosing_a_pack_in_a_library_without_vectors_switches_at_once(

@@ -8,6 +8,7 @@ blocks and, when closed, stops the transfer (what arrived is kept) and waits for
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -29,6 +30,8 @@ from PySide6.QtWidgets import (
 
 from photosearch import acquire
 from photosearch.errors import DownloadCancelled, PhotosearchError
+
+log = logging.getLogger(__name__)
 
 
 def _mb(n: float) -> str:
@@ -63,6 +66,9 @@ class AcquireWorker(QThread):
             self.failed.emit(str(e), True)
         except (PhotosearchError, OSError) as e:
             self.failed.emit(str(e), False)
+        except Exception as e:  # a bug: said in the dialog and logged, never a silent stop
+            log.exception("getting a model pack failed")
+            self.failed.emit(self.tr("Unexpected error: {error}").format(error=f"{e!r}"), False)
         else:
             self.finished_ok.emit(pack.path.name)
 

@@ -52,7 +52,7 @@ class WelcomeView(QWidget):
         packs = QHBoxLayout()
         self.download_button = QPushButton(self.tr("Get a model pack…"))
         self.download_button.setToolTip(
-            self.tr("Download the recommended pack (once; it then works offline)")
+            self.tr("Prepare the recommended pack, or download a ready one (once; then offline)")
         )
         self.download_button.clicked.connect(self.get_pack)
         packs.addWidget(self.download_button)

@@ -766,12 +766,12 @@ class MainWindow(QMainWindow):
         self._save()
         self._debounce.stop()
         self.statusBar().clearMessage()  # stops its timer
+        watcher = self.watcher
+        if watcher not in (None, True):
+            watcher.stop()  # first: a dialog's install may be waiting for its indexing pass
         for dialog in list(self.dialogs.values()):
             dialog.close()
         self.search_worker.close()
-        watcher = self.watcher
-        if watcher not in (None, True):
-            watcher.stop()
         self.tasks.close()
         self.thumbnails.close()
         self.library.close()  # also stops a watcher still being started

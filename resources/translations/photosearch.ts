@@ -2,6 +2,13 @@
 <!DOCTYPE TS>
 <TS version="2.1">
 <context>
+    <name>AcquireWorker</name>
+    <message>
+        <source>Unexpected error: {error}</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
     <name>CrashDialog</name>
     <message>
         <source>photosearch ran into a problem</source>
@@ -578,7 +585,7 @@ score {score:.3f}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>Download the recommended pack (once; it then works offline)</source>
+        <source>Prepare the recommended pack, or download a ready one (once; then offline)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
