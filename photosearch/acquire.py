@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from photosearch import __version__, modelpack
 from photosearch.errors import (
@@ -338,12 +338,15 @@ class _Hub(_Location):
 
 
 class _Url(_Location):
-    def __init__(self, base: str):
+    """Files in one web folder; ``query`` (a signed URL's parameters) goes with each."""
+
+    def __init__(self, base: str, query: str = ""):
         self.base = base if base.endswith("/") else base + "/"
+        self.query = query
         self.label = base
 
     def url(self, filename: str) -> str:
-        return self.base + quote(filename)
+        return self.base + quote(filename) + (f"?{self.query}" if self.query else "")
 
     def head(self, filename: str) -> _Meta:
         hf = _hf()
@@ -378,13 +381,13 @@ def parse_source(text: str, revision: str | None = None) -> tuple[_Location, boo
     where the files are and whether it is a zip file."""
     text = text.strip()
     if text.startswith(("http://", "https://")):
-        path = urlparse(text).path
-        if path.lower().endswith(".zip"):
-            base, _, _ = text.rpartition("/")
-            return _Url(base), True
-        if path.endswith("/" + modelpack.MANIFEST):
-            text = text[: -len(modelpack.MANIFEST)]
-        return _Url(text), False
+        u = urlparse(text)
+        folder, _, last = u.path.rpartition("/")
+        if last.lower().endswith(".zip") or last == modelpack.MANIFEST:
+            # the folder, and the query kept for each file (signed links carry it)
+            base = f"{u.scheme}://{u.netloc}{folder}/"
+            return _Url(base, u.query), last != modelpack.MANIFEST
+        return _Url(f"{u.scheme}://{u.netloc}{u.path}", u.query), False
     m = _REPO.match(text)
     if m is None:
         raise DownloadError(
@@ -607,7 +610,7 @@ def download_pack(
     reporter = _Reporter(progress, cancel)
     downloads = library.paths.cache / DOWNLOADS
     if is_zip:
-        name = PurePosixPath(urlparse(source).path).name
+        name = unquote(PurePosixPath(urlparse(source).path).name)  # quoted again per request
         work = downloads / _key(name, source)
         reporter.stage("download", f"asking {where.label} for {name}")
         with _translated(where, name):

@@ -706,3 +706,32 @@ def test_the_dialog_downloads_with_progress_and_resumes_after_cancel(
     assert dialog.bar.value() == 1000 and "Installed tiny-clip" in dialog.status.text()
     assert lib.pack.name == "tiny-clip"
     dialog.close()
+
+
+@pytest.mark.parametrize(
+    ("given", "fetched", "is_zip"),
+    [
+        (
+            "https://h.example/a/pack.zip?X-Amz-Signature=abc&x=1",
+            "https://h.example/a/pack.zip?X-Amz-Signature=abc&x=1",
+            True,
+        ),
+        ("https://h.example/a/my%20pack.zip", "https://h.example/a/my%20pack.zip", True),
+        (
+            "https://h.example/p1/manifest.json?sig=1",
+            "https://h.example/p1/manifest.json?sig=1",
+            False,
+        ),
+        ("https://h.example/p1/", "https://h.example/p1/manifest.json", False),
+        ("https://h.example/p1", "https://h.example/p1/manifest.json", False),
+    ],
+)
+def test_web_addresses_keep_their_query_and_quoting(given: str, fetched: str, is_zip: bool) -> None:
+    """Signed links (their query), quoted names and a pasted manifest address all fetch the
+    file they name."""
+    from urllib.parse import unquote, urlparse
+
+    where, zipped = acquire.parse_source(given)
+    assert zipped is is_zip
+    name = unquote(Path(urlparse(given).path).name) if zipped else "manifest.json"
+    assert where.url(name) == fetched

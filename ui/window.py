@@ -738,6 +738,8 @@ class MainWindow(QMainWindow):
             return switched
 
         def applied(switched: bool) -> None:
+            if new.pack and new.pack != old.pack:
+                self.rescan()  # encode with the new pack: all of it, or what it lacks
             if not switched:  # the photos are re-encoded first; the old vectors serve meanwhile
                 self.statusBar().showMessage(
                     self.tr(
@@ -746,7 +748,6 @@ class MainWindow(QMainWindow):
                     ).format(pack=new.pack),
                     15_000,
                 )
-                self.rescan()
             self.refresh_library()
 
         self.tasks.run(apply, applied, self._failed)
