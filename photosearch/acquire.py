@@ -675,9 +675,12 @@ def download_pack(
     reporter.total = total
     for name, entry in files.items():
         target = work / name
-        if done[name]:
-            reporter.add(int(entry["size"]), fresh=False)
-            continue
+        if done[name]:  # from an earlier run: the right size, and the right content?
+            reporter.stage("verify", f"checking {name} (downloaded before)")
+            if modelpack.sha256_file(target) == entry["sha256"]:
+                reporter.add(int(entry["size"]), fresh=False)
+                continue
+            target.unlink()  # cut off before it was checked: fetch it anew
         reporter.stage("download", f"downloading {name}")
         _fetch(where, name, target, reporter)
         reporter.stage("verify", f"checking {name}")

@@ -325,7 +325,9 @@ class Library:
                 "(photos encoded with it will be encoded again)"
             )
         with self._job:
-            self._forget_models()
+            loaded = self._pack is not None and self._pack.path == dest
+            if loaded or self.pending_pack == dest.name:  # replacing what is in use
+                self._forget_models()
             self._install(src, dest, move=move)
         pack = modelpack.verify(dest, full=True)
         first = self.catalog.get_setting("active_pack") is None
@@ -335,11 +337,19 @@ class Library:
 
     @staticmethod
     def _install(src: modelpack.ModelPack, dest: Path, *, move: bool = False) -> None:
-        with modelpack.staged_pack(dest, overwrite=True) as staging:
+        moved: list[str] = []
+
+        def rescue(staging: Path) -> None:  # a failed install gives a download its files back
+            for f in moved:
+                if (staging / f).exists():
+                    os.replace(staging / f, src.path / f)
+
+        with modelpack.staged_pack(dest, overwrite=True, rescue=rescue) as staging:
             for f in [*src.manifest["files"], modelpack.MANIFEST]:
                 if move:
                     try:
                         os.replace(src.path / f, staging / f)
+                        moved.append(f)
                         continue
                     except OSError:  # another file system: copy instead
                         pass

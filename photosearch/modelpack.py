@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -392,10 +392,14 @@ def finalize_manifest(staging: Path, manifest: dict[str, Any]) -> dict[str, Any]
 
 
 @contextmanager
-def staged_pack(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
+def staged_pack(
+    out: Path, *, overwrite: bool = False, rescue: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
     """Build a pack in a hidden sibling folder and move it to ``out`` only if the block succeeds.
 
     A failure (parity gate, disk full, Ctrl-C) leaves ``out`` as it was: never half a pack.
+    ``rescue(staging)`` runs before a failed staging folder is deleted (to move files that
+    were moved in back where they came from).
     """
     out = Path(out)
     if out.exists() and not overwrite:
@@ -414,6 +418,11 @@ def staged_pack(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
             os.replace(staging, out)
     finally:
         if staging.exists():
+            if rescue is not None:
+                try:
+                    rescue(staging)
+                except OSError as e:
+                    log.warning("could not move files back from %s: %s", staging, e)
             shutil.rmtree(staging, ignore_errors=True)
 
 

@@ -735,3 +735,42 @@ def test_web_addresses_keep_their_query_and_quoting(given: str, fetched: str, is
     assert zipped is is_zip
     name = unquote(Path(urlparse(given).path).name) if zipped else "manifest.json"
     assert where.url(name) == fetched
+
+
+def test_a_failed_install_gives_a_download_its_files_back(
+    lib: Library, tiny_clip_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installing moves a download's files; if the install then fails (disk full while
+    syncing, here), they go back, so trying again needs no new download."""
+    download = tmp_path / "download"
+    shutil.copytree(tiny_clip_pack, download)
+    before = sorted(p.name for p in download.iterdir())
+
+    def full(folder: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(modelpack, "_fsync_dir_files", full)
+    with pytest.raises(OSError, match="No space left"):
+        lib.import_pack(download, move=True)
+    assert sorted(p.name for p in download.iterdir()) == before
+    nothing_installed(lib)
+    monkeypatch.undo()
+    assert lib.import_pack(download, move=True).name == "tiny-clip"
+
+
+def test_a_file_cut_off_before_its_check_is_fetched_again(
+    served: Hub, lib: Library, tiny_clip_pack: Path
+) -> None:
+    """Killed between a file's arrival and its checksum: the next run checks it, finds it
+    damaged, fetches it anew and installs."""
+    where, _ = acquire.parse_source(REPO)
+    work = lib.paths.cache / acquire.DOWNLOADS / where.key()
+    work.mkdir(parents=True)
+    damaged = bytearray((tiny_clip_pack / "text_encoder.onnx").read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # the right size, the wrong content
+    (work / "text_encoder.onnx").write_bytes(bytes(damaged))
+
+    pack = acquire.download_pack(lib, REPO)
+
+    assert served.gets("text_encoder.onnx")  # fetched anew
+    modelpack.verify(pack.path, full=True)
