@@ -222,6 +222,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--deb builds on Linux; see docs/packaging.md for Windows and macOS")
     if args.with_pack and not (args.with_pack / "manifest.json").is_file():
         parser.error(f"--with-pack: no manifest.json in {args.with_pack}")
+    if args.with_pack:  # every checksum, now: not on a user's first start
+        sys.path.insert(0, str(ROOT))
+        from photosearch import modelpack
+        from photosearch.errors import PackError
+
+        try:
+            modelpack.verify(args.with_pack, full=True)
+        except PackError as e:
+            parser.error(f"--with-pack: {e}")
     version = project()["version"]
     build = args.build_dir.resolve()
     build.mkdir(parents=True, exist_ok=True)
