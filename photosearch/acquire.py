@@ -464,12 +464,15 @@ def _fetch(
     dest: Path,
     reporter: _Reporter,
     meta: _Meta | None = None,
+    sha256: str | None = None,
 ) -> Path:
     """Download ``filename`` to ``dest``, resuming a ``.part`` file left by an earlier try.
 
     The bytes are checked against the size the server announced and, when the server is a
     hub whose ETag is a content hash (sha256 for large files, git's sha1 for small ones),
-    against that hash; a file that fails is deleted and :class:`DownloadError` raised.
+    against that hash; a file that fails is deleted and :class:`DownloadError` raised. With
+    ``sha256`` (the manifest's), a file that differs is deleted and :class:`PackError` raised.
+    Both checks read the file once, and before it takes its name.
     """
     hf = _hf()
     from huggingface_hub.file_download import http_get
@@ -529,23 +532,41 @@ def _fetch(
                 "deleted, try again",
                 url=meta.url,
             )
-        if not _matches_etag(part, meta.etag):
+        digest = None
+        if sha256 or _sha256_etag(meta.etag):
+            reporter.stage("verify", f"checking {filename}")
+            digest = modelpack.sha256_file(part)
+        if not _matches_etag(part, meta.etag, digest):
             part.unlink(missing_ok=True)
             raise DownloadError(
                 f"{filename} was damaged in transfer (its checksum does not match the "
                 "server's); it was deleted and nothing was installed, try again",
                 url=meta.url,
             )
+        if sha256 is not None and digest != sha256:
+            part.unlink(missing_ok=True)
+            raise PackError(
+                "damaged or not what the manifest lists: its sha256 does not match; the file "
+                "was deleted and nothing was installed (try again to fetch it anew)",
+                pack=where.label,
+                file=filename,
+            )
         os.replace(part, dest)
         return dest
 
 
-def _matches_etag(path: Path, etag: str | None) -> bool:
-    """Whether the file has the content hash a hub's ETag states (True when the ETag is not a
-    content hash: plain web servers make up their own)."""
+def _sha256_etag(etag: str | None) -> str | None:
+    """The sha256 a hub's ETag states for a large (LFS) file, else None."""
     tag = (etag or "").strip('"').lower()
-    if re.fullmatch(r"[0-9a-f]{64}", tag):
-        return modelpack.sha256_file(path) == tag
+    return tag if re.fullmatch(r"[0-9a-f]{64}", tag) else None
+
+
+def _matches_etag(path: Path, etag: str | None, sha256: str | None = None) -> bool:
+    """Whether the file has the content hash a hub's ETag states (True when the ETag is not a
+    content hash: plain web servers make up their own). ``sha256``: the file's, if known."""
+    tag = (etag or "").strip('"').lower()
+    if (wanted := _sha256_etag(tag)) is not None:
+        return (sha256 or modelpack.sha256_file(path)) == wanted
     if re.fullmatch(r"[0-9a-f]{40}", tag):  # git's blob id: sha1 of "blob <size>\0" + content
         h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
         with open(path, "rb") as f:
@@ -682,16 +703,7 @@ def download_pack(
                 continue
             target.unlink()  # cut off before it was checked: fetch it anew
         reporter.stage("download", f"downloading {name}")
-        _fetch(where, name, target, reporter)
-        reporter.stage("verify", f"checking {name}")
-        if modelpack.sha256_file(target) != entry["sha256"]:
-            target.unlink()
-            raise PackError(
-                "damaged or not what the manifest lists: its sha256 does not match; the file "
-                "was deleted and nothing was installed (try again to fetch it anew)",
-                pack=where.label,
-                file=name,
-            )
+        _fetch(where, name, target, reporter, sha256=entry["sha256"])
     reporter.stage("install", f"installing {manifest['name']}")
     pack = library.import_pack(work, activate=activate, replace=replace, move=True)
     shutil.rmtree(work, ignore_errors=True)
