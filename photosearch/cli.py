@@ -52,16 +52,21 @@ def _open(args: argparse.Namespace):
 GUI_HINT = "(the desktop window needs PySide6 and a display; run `photosearch gui` to try it)"
 
 
-def cmd_gui(args: argparse.Namespace) -> int:
-    """Open the desktop window (``photosearch gui``). The interface lives in photosearch.ui,
-    imported only here: the engine never imports Qt."""
+def _window(home: str | None, device: str, shot: Path | None, query: str | None) -> int:
+    """Run the desktop window until it closes. The interface lives in photosearch.ui, imported
+    only here: the engine never imports Qt."""
     try:
         from photosearch.ui.app import run
     except ImportError as e:
         print(f"photosearch: error: the desktop window cannot start: {e}", file=sys.stderr)
         return 1
+    return run(home, device, screenshot=shot, query=query)
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """Open the desktop window (``photosearch gui``)."""
     shot = Path(args.screenshot) if getattr(args, "screenshot", None) else None
-    return run(args.home, args.device, screenshot=shot, query=getattr(args, "query", None))
+    return _window(args.home, args.device, shot, getattr(args, "query", None))
 
 
 def cmd_default(args: argparse.Namespace) -> int:
@@ -99,13 +104,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if args.no_gui:
         return 0
-    try:
-        from photosearch.ui.app import run
-    except ImportError as e:
-        print(f"photosearch: error: the desktop window cannot start: {e}", file=sys.stderr)
-        return 1
     shot = Path(args.screenshot) if args.screenshot else None
-    return run(str(home), args.device, screenshot=shot, query=made.queries[0] if shot else None)
+    return _window(str(home), args.device, shot, made.queries[0] if shot else None)
 
 
 # -- info and models -------------------------------------------------------------------------

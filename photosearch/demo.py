@@ -10,7 +10,6 @@ what is missing (:class:`DemoError`).
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 import sys
 from collections.abc import Callable
@@ -128,8 +127,7 @@ def _index(
 def _from_bundle(home: Path, say: Callable[[str], None]) -> tuple[Path, Path, list[str]] | None:
     """The self-test samples and the synthetic pack built into this bundle, if both are."""
     try:
-        samples = resources.resource_path("samples")
-        manifest = json.loads((samples / "samples.json").read_text(encoding="utf-8"))
+        samples, manifest = resources.samples()
     except (resources.ResourceError, OSError, ValueError):
         return None
     pack_dir = next((p for p in resources.bundled_packs() if p.name == manifest["pack"]), None)
@@ -140,5 +138,5 @@ def _from_bundle(home: Path, say: Callable[[str], None]) -> tuple[Path, Path, li
     say(f"copying {len(manifest['photos'])} sample scenes into {folder}")
     for name in manifest["photos"]:
         if not (folder / name).exists():
-            shutil.copy2(samples / "photos" / name, folder / name)
+            shutil.copy2(samples / name, folder / name)
     return folder, pack_dir, [q["text"] for q in manifest["queries"]]

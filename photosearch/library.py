@@ -423,9 +423,7 @@ class Library:
                     "--force to remove it anyway"
                 )
             try:
-                pack_id: str | None = modelpack.ModelPack(
-                    folder, modelpack.read_manifest(folder)
-                ).id
+                pack_id: str | None = modelpack.described(folder).id
             except PackError:  # an unreadable manifest: its vectors cannot be told apart
                 pack_id = None
             gone = folder.parent / f".{folder.name}.removing-{os.getpid()}"
@@ -437,7 +435,7 @@ class Library:
                 self.catalog.delete_setting("pending_pack")
             if pack_id is not None:
                 self.catalog.drop_vectors(pack_id)
-                (self.paths.data / f"vectors-{_slug(pack_id)}.faiss").unlink(missing_ok=True)
+                self._index_file(pack_id).unlink(missing_ok=True)
             shutil.rmtree(gone, ignore_errors=True)
 
     def _forget_models(self) -> None:
@@ -456,11 +454,7 @@ class Library:
         """The active pack with its text encoder and vector index, taken together: a query
         uses one consistent set even if a pack switch swaps them while it runs."""
         with self._init:
-            pack = self._load_pack()
-            encoder = self._load_text_encoder()
-            if self._index is None:
-                self._index = self._load_index()
-            return Models(pack, encoder, self._index)
+            return Models(self._load_pack(), self._load_text_encoder(), self.index)
 
     def image_encoder_for(self, pack: modelpack.ModelPack) -> ImageEncoder:
         """The image encoder of ``pack``: the loaded one when it is the active pack."""
@@ -489,12 +483,12 @@ class Library:
             self._text_encoder = TextEncoder(self.pack, device=self.device, threads=self.threads)
         return self._text_encoder
 
-    def _index_file(self, pack: modelpack.ModelPack) -> Path:
-        return self.paths.data / f"vectors-{_slug(pack.id)}.faiss"
+    def _index_file(self, pack_id: str) -> Path:
+        return self.paths.data / f"vectors-{_slug(pack_id)}.faiss"
 
     @property
     def index_path(self) -> Path:
-        return self._index_file(self.pack)
+        return self._index_file(self.pack.id)
 
     @property
     def index(self) -> VectorIndex:
@@ -509,7 +503,7 @@ class Library:
 
     def _load_index(self, pack: modelpack.ModelPack | None = None) -> VectorIndex:
         pack = pack or self.pack
-        path = self._index_file(pack)
+        path = self._index_file(pack.id)
         index = None
         try:
             index = VectorIndex.load(path, dim=pack.embedding_dim)
@@ -542,7 +536,7 @@ class Library:
         # Called by the thread that changed catalog and index together, so the index now
         # reflects the catalog's current generation.
         index.generation = self.catalog.generation()
-        index.save(self._index_file(pack or self.pack))
+        index.save(self._index_file((pack or self.pack).id))
 
     def save_index(self) -> None:
         if self._index is not None and self._index_dirty:
@@ -909,10 +903,7 @@ class Library:
         switching = self.pending_pack
         if switching:
             try:
-                target = modelpack.ModelPack(
-                    self.paths.models / switching,
-                    modelpack.read_manifest(self.paths.models / switching),
-                )
+                target = modelpack.described(self.paths.models / switching)
                 counts = self.catalog.counts(target.id)
                 out["switching_to"] = {
                     "name": switching,

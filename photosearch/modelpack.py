@@ -193,6 +193,12 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _read_manifest(Path(path))
 
 
+def described(path: str | os.PathLike[str]) -> ModelPack:
+    """The pack at ``path`` from its manifest alone (its files not verified): its name and id,
+    for bookkeeping about a pack that is not to be run."""
+    return ModelPack(Path(path), _read_manifest(Path(path)))
+
+
 _REQUIRED = {
     "name": str,
     "embedding_dim": int,

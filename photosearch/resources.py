@@ -8,8 +8,10 @@ The files live in the repository's ``resources/`` folder; a wheel installs them 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from photosearch.errors import PhotosearchError
 
@@ -52,6 +54,13 @@ def resource_path(*parts: str | Path) -> Path:
     if not target.exists():
         raise ResourceError(f"missing resource: {target}")
     return target
+
+
+def samples() -> tuple[Path, dict[str, Any]]:
+    """The sample photos' folder and their manifest (``samples.json``: the photos, the pack
+    they were made for, and captions with the photo each must find first)."""
+    manifest = json.loads(resource_path(SAMPLES, "samples.json").read_text(encoding="utf-8"))
+    return resource_path(SAMPLES, "photos"), manifest
 
 
 def bundled_packs() -> list[Path]:

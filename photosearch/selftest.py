@@ -52,8 +52,7 @@ def _steps(pack: Path | None, device: str, home: Path) -> Iterator[Step]:
     from photosearch.library import Library
 
     root = resources.root()
-    manifest = json.loads(resources.resource_path("samples", "samples.json").read_text())
-    samples = resources.resource_path("samples", "photos")
+    samples, manifest = resources.samples()
     how = "Python sources"
     if resources.frozen():
         build = root.parent / "BUILD.json"  # written by packaging/photosearch.spec

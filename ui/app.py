@@ -38,7 +38,7 @@ def application(argv: list[str] | None = None) -> QApplication:
     app.setStyle("Fusion")  # follows the system's light or dark scheme (Qt ≥ 6.5)
     app.setDesktopFileName(DESKTOP_ID)  # Wayland shells match the window to its .desktop entry
     try:
-        app.setWindowIcon(QIcon(str(resources.resource_path("icons", "photosearch.svg"))))
+        app.setWindowIcon(QIcon(str(resources.resource_path(resources.ICON))))
     except resources.ResourceError as e:
         log.warning("no window icon: %s", e)
     if not app.property("photosearch_translated"):  # once per application
