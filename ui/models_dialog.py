@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from photosearch import acquire
 from photosearch.errors import DownloadCancelled, PhotosearchError
+from photosearch.ui.indexing import duration
 
 log = logging.getLogger(__name__)
 
@@ -208,9 +209,11 @@ class ModelsDialog(QDialog):
         if p.total:
             self.bar.setRange(0, 1000)
             self.bar.setValue(int(1000 * p.done / p.total))
-            eta = f", {int(p.eta // 60)}:{int(p.eta % 60):02d} left" if p.eta else ""
+            eta = self.tr(", about {left} left").format(left=duration(p.eta)) if p.eta else ""
             self.status.setText(
-                f"{p.message}: {_mb(p.done)} of {_mb(p.total)} ({_mb(p.rate)}/s{eta})"
+                self.tr("{step}: {done} of {total} ({rate}/s{eta})").format(
+                    step=p.message, done=_mb(p.done), total=_mb(p.total), rate=_mb(p.rate), eta=eta
+                )
             )
         else:
             self.bar.setRange(0, 0)  # busy: exporting, checking, installing

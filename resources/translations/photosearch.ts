@@ -385,6 +385,14 @@ Quality: {quality}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>, about {left} left</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>{step}: {done} of {total} ({rate}/s{eta})</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Installed {name}. Everything now works offline.</source>
         <translation type="unfinished"></translation>
     </message>
