@@ -759,8 +759,8 @@ def _query_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--beta",
         metavar="B",
-        type=_number,
-        help="weight of the reranker's score (default: the pack's)",
+        type=_beta,
+        help="weight of the reranker's score, 0 to 1000 (default: the pack's)",
     )
     p.add_argument(
         "--not",
@@ -787,21 +787,25 @@ def _depth(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    from photosearch.search import MAX_RERANK  # the search command imports it next anyway
+    from photosearch.search import check_depth  # the search command imports it next anyway
 
-    if not 0 <= value <= MAX_RERANK:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_RERANK}, not {value}")
-    return value
+    try:
+        return check_depth(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _number(text: str) -> float:
+def _beta(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
+    from photosearch.search import check_beta
+
+    try:
+        return check_beta(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive(text: str) -> int:
@@ -979,11 +983,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _honour_ctrl_c() -> None:
+    """Make Ctrl-C (SIGINT) stop the command even when it was started with SIGINT ignored.
+
+    A non-interactive shell starts its background jobs that way (``photosearch index --watch &``
+    in a script, a CI runner), and Python then never raises KeyboardInterrupt: ``index --watch``
+    would run on after ``kill -INT``, which is how it is documented to stop."""
+    import signal
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     # File names need not be valid UTF-8: print them as the bytes they are.
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
+    _honour_ctrl_c()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "folders" and args.action in ("add", "remove") and not args.paths:

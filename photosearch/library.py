@@ -29,10 +29,11 @@ from photosearch.rerank import CACHE_FILE, DEFAULT_CACHE_BYTES, Reranker, TokenC
 from photosearch.search import (
     DEFAULT_BETA,
     DEFAULT_RERANK,
-    MAX_RERANK,
     Query,
     Results,
     Searcher,
+    check_beta,
+    check_depth,
 )
 from photosearch.vectors import IndexFileError, VectorIndex
 
@@ -91,19 +92,13 @@ class IndexRunReport:
 
 
 def _depth(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= MAX_RERANK:
-        raise ValueError(f"must be between 0 and {MAX_RERANK}")
-    return value
+    return check_depth(int(text))
 
 
 def _beta(text: str) -> float | None:
     if text.strip().lower() in ("pack", "default", "none"):
         return None
-    value = float(text)
-    if not np.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
+    return check_beta(float(text))
 
 
 def _mib(text: str) -> int:

@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 DEFAULT_RERANK = 20
 DEFAULT_BETA = 0.1
 MAX_RERANK = 1000
+# β above this only reorders the top K by the reranker alone, which β = 1000 already does
+# (h̄ differences of 0.001 outweigh any fast score); larger values overflow to -inf.
+MAX_BETA = 1000.0
 # Candidates fetched per wanted result when negative terms may drop some.
 NEGATIVE_OVERFETCH = 4
 IMAGE_ONLY_REFERENCE = "a photo"
@@ -62,6 +65,27 @@ IMAGE_ONLY_REFERENCE = "a photo"
 
 class QueryError(PhotosearchError):
     """A query that cannot be run as given (nothing to search for, a bad date, …)."""
+
+
+def check_depth(value: int) -> int:
+    """A rerank depth, or ValueError saying what is allowed (the CLI, settings and queries
+    all check with this)."""
+    if not 0 <= value <= MAX_RERANK:
+        raise ValueError(f"must be between 0 and {MAX_RERANK}, not {value}")
+    return value
+
+
+def check_beta(value: float) -> float:
+    """A fusion weight β, or ValueError saying what is allowed."""
+    if not (np.isfinite(value) and 0 <= value <= MAX_BETA):
+        raise ValueError(f"must be a number from 0 to {MAX_BETA:g}, not {value:g}")
+    return float(value)
+
+
+def clean_text(text: str) -> str:
+    """Text a model and SQLite can take: bytes that were not UTF-8 (a command-line argument
+    decodes them to lone surrogates) become U+FFFD, as in any text editor."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -77,15 +101,24 @@ class Query:
     beta: float | None = None
     names: bool = True
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", clean_text(self.text))
+        object.__setattr__(self, "exclude", tuple(clean_text(t) for t in self.exclude))
+
     def check(self) -> None:
         if not self.text.strip() and self.like is None:
             raise QueryError("nothing to search for: give a description or an example image")
         if self.n < 1:
             raise QueryError(f"the number of results must be at least 1, got {self.n}")
-        if self.rerank is not None and not 0 <= self.rerank <= MAX_RERANK:
-            raise QueryError(f"rerank depth must be between 0 and {MAX_RERANK}, got {self.rerank}")
-        if self.beta is not None and not np.isfinite(self.beta):
-            raise QueryError(f"beta must be a finite number, got {self.beta}")
+        for what, value, check_value in (
+            ("rerank depth", self.rerank, check_depth),
+            ("beta", self.beta, check_beta),
+        ):
+            if value is not None:
+                try:
+                    check_value(value)  # type: ignore[operator]
+                except ValueError as e:
+                    raise QueryError(f"{what} {e}") from None
 
 
 @dataclass(frozen=True)
@@ -317,7 +350,7 @@ class Searcher:
         refined = []
         unread = []
         for (i, s), h in zip(head, hbar.tolist(), strict=True):
-            if np.isnan(h):
+            if not np.isfinite(h):
                 unread.append((i, s, None))
             else:
                 refined.append((i, s + beta * h, h))

@@ -19,6 +19,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
 
 TOTAL = 240
 BATCH = 4
+KILLS = 9
+PAUSE = 0.25  # seconds after each batch (tests/paced_cli.py): 60 batches take 15 s at least
 
 
 def cli(home: Path, *args: str, **kw) -> subprocess.CompletedProcess[str]:
@@ -87,11 +89,13 @@ def test_kill_during_indexing_resumes_without_loss(tmp_path: Path, tiny_clip_pac
     assert cli(home, "folders", "add", str(photos)).returncode == 0
     db = home / "data" / "catalog.sqlite3"
     rng = random.Random(7)
-    # Save the vector index after every batch, so kills also land in the middle of saves.
+    # Every batch is followed by a pause, so each run is still under way when it is killed, on
+    # a fast machine as on a slow one; the index is saved after every batch, so kills also land
+    # around saves.
     command = [
         sys.executable,
-        "-m",
-        "photosearch",
+        str(Path(__file__).with_name("paced_cli.py")),
+        str(PAUSE),
         "--home",
         str(home),
         "index",
@@ -103,10 +107,8 @@ def test_kill_during_indexing_resumes_without_loss(tmp_path: Path, tiny_clip_pac
     ]
 
     kills = 0
-    for attempt in range(9):
+    for attempt in range(KILLS):
         before = indexed_in_catalog(db)
-        if before >= TOTAL - 2 * BATCH:
-            break
         if attempt % 3 == 1:
             # Between runs, a photo is edited and another moved: work for the next scan.
             write_photo(files[attempt], 10_000 + attempt)
@@ -116,23 +118,27 @@ def test_kill_during_indexing_resumes_without_loss(tmp_path: Path, tiny_clip_pac
             files[attempt + 1] = moved
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if attempt % 3 == 0:
-            time.sleep(rng.uniform(0.2, 1.5))  # anywhere: start-up, scan, first batches
+            time.sleep(rng.uniform(0.0, 1.5))  # anywhere: start-up, scan, first batches
         else:
-            # Wait until this run has committed something, then kill it at a random instant.
+            # Wait until this run has committed 1-3 batches, then kill it at a random instant
+            # of the next batch (its decoding, encoding, commit, index save or the pause).
+            target = before + BATCH * rng.randint(1, 3)
             deadline = time.monotonic() + 120
-            while indexed_in_catalog(db) <= before and proc.poll() is None:
+            while indexed_in_catalog(db) < target:
+                assert proc.poll() is None, proc.stderr.read().decode()
                 assert time.monotonic() < deadline, "indexing made no progress"
-                time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.4))
-        if proc.poll() is not None:
-            break  # finished before we could kill it
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, PAUSE * 1.5))
+        assert proc.poll() is None, "a paced run cannot finish within a few batches"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        proc.stderr.close()
         kills += 1
         if db.exists():
             catalog_is_sound(db)
 
-    assert kills >= 4, "indexing finished too quickly to be interrupted"
+    assert kills == KILLS
+    assert 0 < indexed_in_catalog(db) < TOTAL, "the killed runs committed part of the work"
     done_before_final = indexed_in_catalog(db)
     final = cli(home, "index", "--json", "--batch-size", str(BATCH))
     assert final.returncode == 0, final.stderr
