@@ -352,6 +352,10 @@ class Catalog:
             )
         for i in range(version, SCHEMA_VERSION):
             with self._write():
+                # Read again inside the write transaction: two processes opening a new (or
+                # older) catalog at once, a reader beside a writer, migrate it once.
+                if self.schema_version > i:
+                    continue
                 MIGRATIONS[i](self.db)
                 self.db.execute(f"PRAGMA user_version = {i + 1}")
             log.info("catalog %s migrated to schema %d", self.path, i + 1)

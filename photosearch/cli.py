@@ -41,10 +41,12 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=True))
 
 
-def _open(args: argparse.Namespace):
+def _open(args: argparse.Namespace, *, writer: bool = True):
+    """The library, for changing it (``writer``: one process at a time) or only reading it
+    (any number, beside a writer: see docs/cli.md, "Several at once")."""
     from photosearch.library import Library
 
-    return Library(args.home, device=args.device)
+    return Library(args.home, device=args.device, writer=writer)
 
 
 # -- the desktop window ----------------------------------------------------------------------
@@ -154,7 +156,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     if args.path:
         folder = Path(args.path)
     else:
-        with _open(args) as lib:
+        with _open(args, writer=False) as lib:
             folder = lib.pack.path
     pack = modelpack.verify(folder, full=True)
     s = _pack_summary(pack)
@@ -347,7 +349,7 @@ def cmd_models_use(args: argparse.Namespace) -> int:
 
 
 def cmd_folders(args: argparse.Namespace) -> int:
-    with _open(args) as lib:
+    with _open(args, writer=args.action in ("add", "remove")) as lib:
         if args.action == "add":
             for p in args.paths:
                 f = lib.add_folder(p)
@@ -665,14 +667,14 @@ def _query(args: argparse.Namespace, *, text: str = "", like: str | None = None)
 
 def cmd_search(args: argparse.Namespace) -> int:
     query = _query(args, text=args.text or "", like=args.like)
-    with _open(args) as lib:
+    with _open(args, writer=False) as lib:
         _print_results(lib.searcher.search(query), args.json)
     return 0
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
     query = _query(args, like=args.image)
-    with _open(args) as lib:
+    with _open(args, writer=False) as lib:
         _print_results(lib.searcher.search(query), args.json)
     return 0
 
@@ -689,7 +691,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    with _open(args) as lib:
+    # A setting is one row, written in one SQLite transaction: fine beside a writer, which
+    # reads settings when it uses them.
+    with _open(args, writer=False) as lib:
         if args.name is not None and (args.value is not None or args.reset):
             try:
                 lib.set_setting(args.name, None if args.reset else args.value)
@@ -711,7 +715,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with _open(args) as lib:
+    with _open(args, writer=False) as lib:
         s = lib.status()
     if args.json:
         _print_json(s)
@@ -733,7 +737,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    with _open(args) as lib:
+    with _open(args, writer=args.repair) as lib:
         problems = lib.doctor(repair=args.repair)
     if not problems:
         print("catalog, vector index and disk agree")

@@ -1,7 +1,11 @@
 """The library facade: the one API the command line and the GUI use.
 
 A library is a data directory (catalog, vector index, lock) plus installed model packs. One
-process owns a data directory at a time; a second gets :class:`LibraryLockedError`.
+process at a time may change it (a *writer*: indexing, watching, folder and pack changes); a
+second writer gets :class:`LibraryLockedError`. Any number of *readers* (``writer=False``:
+search, similar, status, doctor's checks) may open it meanwhile: SQLite's WAL gives them the
+catalog as of its last commit, and they serve the vector index of that same state, reloading it
+when the writer commits more.
 """
 
 from __future__ import annotations
@@ -47,7 +51,11 @@ LOCK_FILE = "photosearch.lock"
 
 
 class LibraryLockedError(PhotosearchError):
-    """Another photosearch process owns this data directory."""
+    """Another photosearch process is changing this data directory."""
+
+
+class ReadOnlyLibraryError(PhotosearchError):
+    """A change was asked of a library opened for reading (``writer=False``)."""
 
 
 class NoModelError(PhotosearchError):
@@ -155,8 +163,29 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+def _try_lock(fh: Any) -> bool:
+    """Take the exclusive lock on an open lock file without waiting; False if it is held."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
 class DataDirLock:
-    """An exclusive, non-blocking lock on a data directory, released when the process dies."""
+    """The writer's lock on a data directory: exclusive, released when the process dies."""
+
+    # A reader asking "is a writer there?" (:meth:`held_elsewhere`) holds the lock for an
+    # instant; a writer starting at that instant tries again instead of refusing.
+    RETRY_SECONDS = 0.5
 
     def __init__(self, folder: Path):
         self.path = folder / LOCK_FILE
@@ -165,17 +194,11 @@ class DataDirLock:
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+")  # noqa: SIM115 - held open for the life of the library
-        try:
-            if sys.platform == "win32":
-                import msvcrt
-
-                fh.seek(0)
-                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        deadline = time.monotonic() + self.RETRY_SECONDS
+        while not _try_lock(fh):
+            if time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
             try:
                 fh.seek(0)
                 owner = fh.read().strip() or "unknown"
@@ -183,14 +206,29 @@ class DataDirLock:
                 owner = "unknown"
             fh.close()
             raise LibraryLockedError(
-                f"another photosearch process (pid {owner}) is using {self.path.parent}; "
-                "close it first, or use a different --home"
+                f"another photosearch process (pid {owner}) is changing {self.path.parent} "
+                "(indexing, watching its folders, or the window is open); searching and status "
+                "work beside it, but this command changes the library: close that one first, "
+                "or use a different --home"
             ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
         fh.flush()
         self._fh = fh
+
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds the lock now (a writer is running)."""
+        if self._fh is not None:
+            return False
+        try:
+            fh = open(self.path, "a+")  # noqa: SIM115 - closed below
+        except OSError:
+            return False
+        try:
+            return not _try_lock(fh)
+        finally:
+            fh.close()  # drops the lock if this probe took it
 
     def release(self) -> None:
         if self._fh is not None:
@@ -211,22 +249,26 @@ class Library:
         *,
         device: str = "auto",
         threads: int | None = None,
+        writer: bool = True,
     ):
         self.paths = config.paths(home).ensure()
         self.device = device
         self.threads = threads
+        self.writer = writer
         self._lock = DataDirLock(self.paths.data)
-        self._lock.acquire()
+        if writer:
+            self._lock.acquire()
         try:
             self.catalog = Catalog(self.paths.data / CATALOG_FILE)
         except BaseException:
             self._lock.release()
             raise
-        try:
-            for said in modelpack.sweep_leftovers(self.paths.models):
-                log.warning("model packs: %s", said)
-        except OSError as e:  # never a reason not to open the library
-            log.warning("model packs: could not clean up after an interrupted install: %s", e)
+        if writer:
+            try:
+                for said in modelpack.sweep_leftovers(self.paths.models):
+                    log.warning("model packs: %s", said)
+            except OSError as e:  # never a reason not to open the library
+                log.warning("model packs: could not clean up after an interrupted install: %s", e)
         # _job: one mutating job at a time (index, scan, remove, switch pack); searches run
         # beside it. _init: lazy loading of pack, encoders and index happens once.
         self._job = threading.RLock()
@@ -257,12 +299,23 @@ class Library:
             self._control.cancel()
         try:
             with self._job:
-                self.save_index()
+                self._save_or_defer()
         finally:
             if self._reranker is not None:
                 self._reranker.close()
             self.catalog.close()
             self._lock.release()
+
+    def _writing(self, what: str) -> None:
+        """Refuse ``what`` (a change) in a library opened for reading."""
+        if not self.writer:
+            raise ReadOnlyLibraryError(
+                f"{what} changes the library, which this process opened for reading only"
+            )
+
+    def writer_elsewhere(self) -> bool:
+        """Whether another process is changing this library now (a reader's question)."""
+        return not self.writer and self._lock.held_elsewhere()
 
     # -- model packs -----------------------------------------------------------------------
 
@@ -312,6 +365,7 @@ class Library:
         is the first (or ``activate``). An installed pack of the same name is replaced only
         with ``replace``: its vectors would no longer match. ``move`` moves the files instead
         of copying them (a download's own folder: no second copy on disk)."""
+        self._writing("installing a model pack")
         src = modelpack.verify(Path(source), full=True)
         dest = self.pack_folder(src.name)
         if dest.exists() and not replace:
@@ -358,6 +412,7 @@ class Library:
         switch is pending instead (False): searches keep using the active pack's vectors while
         :meth:`index_photos` encodes every photo with ``name``, and the swap happens once it has
         encoded them all. Choosing the active pack again cancels a pending switch."""
+        self._writing("choosing the model pack")
         folder = self.paths.models / name
         new = modelpack.load(folder)  # refuse a broken pack before switching
         with self._job:
@@ -397,6 +452,7 @@ class Library:
         then search has no model until another pack is chosen (the first installed one is).
         The folder is renamed away first, so a crash never leaves half a pack that looks
         installed."""
+        self._writing("removing a model pack")
         folder = self.paths.models / name
         if not (folder / modelpack.MANIFEST).is_file():
             installed = ", ".join(p.name for p in self.installed_packs()) or "none"
@@ -449,7 +505,20 @@ class Library:
         """The active pack with its text encoder and vector index, taken together: a query
         uses one consistent set even if a pack switch swaps them while it runs."""
         with self._init:
+            if not self.writer:
+                self._follow_writer()
             return Models(self._load_pack(), self._load_text_encoder(), self.index)
+
+    def _follow_writer(self) -> None:
+        """A reader's view keeps up with a writer elsewhere: a pack switch it completed drops
+        the models, vectors it committed since the index was loaded reload the index."""
+        if self._pack is not None and self.catalog.get_setting("active_pack") not in (
+            None,
+            self._pack.path.name,
+        ):
+            self._forget_models()
+        elif self._index is not None and self._index.generation != self.catalog.generation():
+            self._index = None
 
     def image_encoder_for(self, pack: modelpack.ModelPack) -> ImageEncoder:
         """The image encoder of ``pack``: the loaded one when it is the active pack."""
@@ -497,24 +566,42 @@ class Library:
             return self._index
 
     def _load_index(self, pack: modelpack.ModelPack | None = None) -> VectorIndex:
+        """The index file of ``pack`` (the active one by default) if it reflects the catalog,
+        else one rebuilt from the catalog. A writer saves what it rebuilt (a failure to, such as
+        a full disk, only postpones that: searches are served from memory meanwhile); a reader
+        never writes: an index file behind the catalog is normal beside a writer, which saves
+        at checkpoints."""
+        active = pack is None
         pack = pack or self.pack
         path = self._index_file(pack.id)
+        generation = self.catalog.generation()
         index = None
         try:
             index = VectorIndex.load(path, dim=pack.embedding_dim)
         except IndexFileError as e:
-            if path.exists():
+            if path.exists() and self.writer:
                 log.warning("rebuilding the vector index: %s", e)
         if (
             index is not None
-            and index.generation == self.catalog.generation()
+            and index.generation == generation
             and index.matches(self.catalog.vector_ids(pack.id))
         ):
             return index
-        if index is not None:
+        if index is not None and self.writer:
             log.warning("the vector index is out of date with the catalog: rebuilding it")
         index = self._rebuild_index(pack)
-        self._save(index, pack)
+        index.generation = generation  # what it reflects at least: a later commit reloads it
+        if self.writer:
+            try:
+                self._save(index, pack)
+            except OSError as e:
+                log.warning(
+                    "the rebuilt vector index could not be saved (%s): searching from "
+                    "memory, saving it later",
+                    e,
+                )
+                if active:
+                    self._index_dirty = True
         return index
 
     def _rebuild_index(self, pack: modelpack.ModelPack | None = None) -> VectorIndex:
@@ -534,11 +621,20 @@ class Library:
         index.save(self._index_file((pack or self.pack).id))
 
     def save_index(self) -> None:
-        if self._index is not None and self._index_dirty:
+        if self.writer and self._index is not None and self._index_dirty:
             self._save(self._index)
             self._index_dirty = False
 
+    def _save_or_defer(self) -> None:
+        """:meth:`save_index`, where failing to write (a full disk) is no reason to fail: the
+        catalog holds every vector, and the next save, or the next open, writes the index."""
+        try:
+            self.save_index()
+        except OSError as e:
+            log.warning("the vector index could not be saved (%s); it is rebuilt next time", e)
+
     def rebuild_index(self) -> int:
+        self._writing("rebuilding the vector index")
         with self._job:
             index = self._rebuild_index()
             self._save(index)
@@ -550,6 +646,7 @@ class Library:
     # -- folders ---------------------------------------------------------------------------
 
     def add_folder(self, path: str | os.PathLike[str]) -> Folder:
+        self._writing("adding a folder")
         folder = Path(path).expanduser()
         if not folder.exists():
             raise FolderError(f"{folder}: no such folder")
@@ -570,6 +667,7 @@ class Library:
 
     def remove_folder(self, path: str | os.PathLike[str]) -> int:
         """Forget a folder and its photos (the files are not touched); returns how many."""
+        self._writing("removing a folder")
         folder = Path(path).expanduser()
         rec = self.catalog.folder(folder) or self.catalog.folder(folder.resolve())
         if rec is None:
@@ -602,6 +700,7 @@ class Library:
     ) -> scanner.ScanReport:
         """Diff the library's folders (all, or those of ``folders``) against the disk and record
         what changed; ``defer`` and ``cancelled`` as in :func:`scanner.scan`."""
+        self._writing("scanning its folders")
         with self._job:
             chosen = self.catalog.folders()
             if folders is not None:
@@ -635,6 +734,7 @@ class Library:
         the next open rebuilds it from the catalog if it is behind. ``defer`` leaves files out
         of the scan (see :func:`scanner.scan`). Cancelled during the scan, nothing is recorded.
         """
+        self._writing("indexing")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         control = control or IndexControl()
@@ -764,6 +864,7 @@ class Library:
         it."""
         from photosearch.watcher import Watcher
 
+        self._writing("watching its folders")
         watcher = Watcher(self, on_event, **options)
         watcher.start()
         return watcher
@@ -915,13 +1016,20 @@ class Library:
         return out
 
     def doctor(self, *, repair: bool = False) -> list[str]:
-        """Check catalog ↔ index ↔ disk; returns the problems found (after repair, if asked)."""
+        """Check catalog ↔ index ↔ disk; returns the problems found (after repair, if asked).
+
+        Beside a writer (a reader's check while indexing runs elsewhere) an index file that
+        lags the catalog is expected: the writer saves it at checkpoints, and any reader
+        serves the committed vectors meanwhile."""
+        if repair:
+            self._writing("doctor --repair")
         problems = self.catalog.integrity_check()
         if self._has_pack():
             want = self.catalog.vector_ids(self.pack.id)
             try:
                 on_disk = VectorIndex.load(self.index_path, dim=self.pack.embedding_dim)
-                if not on_disk.matches(want):
+                lagging = on_disk.generation < self.catalog.generation()
+                if not on_disk.matches(want) and not (lagging and self.writer_elsewhere()):
                     problems.append(
                         f"vector index holds {len(on_disk)} vectors, the catalog {len(want)}"
                     )

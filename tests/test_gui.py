@@ -6,6 +6,7 @@ first run, and a clean close (no thread or timer left behind)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -187,6 +188,40 @@ def test_typing_shows_fast_then_refined_results(qtbot, library: Library) -> None
     assert [r.photo_id for r in window.model.results] == [r.photo_id for r in refined]
     assert window.model.rowCount() == 12
     assert "refined" in window.result_label.text()
+    close(window)
+
+
+def test_the_command_line_searches_while_the_window_is_open(
+    qtbot, library: Library, isolated_home: Path
+) -> None:
+    window = open_window(qtbot, library, watch=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "photosearch",
+            "--home",
+            str(isolated_home),
+            "search",
+            "a red circle",
+            "--json",
+            "--rerank",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert len(out["results"]) == 12 and out["refined"]
+    status = subprocess.run(
+        [sys.executable, "-m", "photosearch", "--home", str(isolated_home), "status"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert status.returncode == 0 and "indexed: 12" in status.stdout, status.stderr
     close(window)
 
 
