@@ -158,12 +158,18 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     else:
         with _open(args, writer=False) as lib:
             folder = lib.pack.path
-    pack = modelpack.verify(folder, full=True)
+    from photosearch.encoders import check_pack
+
+    pack = modelpack.verify(folder, full=True, record=not args.path)  # never write into a source
+    check_pack(pack)
     s = _pack_summary(pack)
     if args.json:
         _print_json(s)
     else:
-        print(f"ok: {s['name']} ({len(pack.manifest['files'])} files, checksums match)")
+        print(
+            f"ok: {s['name']} ({len(pack.manifest['files'])} files, checksums match, "
+            "encoders load and give the manifest's shapes)"
+        )
     return 0
 
 

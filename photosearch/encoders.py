@@ -171,6 +171,13 @@ class _Encoder:
 
     def _run_batches(self, name: str, x: np.ndarray) -> Vector:
         out = run_in_batches(self.session, self.path.name, "embedding", name, x, self.batch_size)
+        if out.shape != (len(x), self.dim):  # a graph with symbolic shapes shows it only now
+            raise PackError(
+                f"gives embeddings of shape {list(out.shape)}, but the manifest says "
+                f"{self.dim} values per input",
+                pack=str(self.path.parent),
+                file=self.path.name,
+            )
         return out.astype(np.float32, copy=False)
 
 
@@ -284,3 +291,17 @@ def trim_padding(ids: NDArray[np.int64], pad_id: int) -> NDArray[np.int64]:
     used = np.nonzero((ids != pad_id).any(axis=0))[0]
     end = int(used[-1]) + 1 if len(used) else 1
     return np.ascontiguousarray(ids[:, :end], dtype=np.int64)
+
+
+def check_pack(pack: ModelPack) -> None:
+    """Open the pack's dual-encoder graphs on the CPU and run each once.
+
+    Checksums only say the files are the ones the manifest lists; this says they fit it: a
+    graph that does not load, or whose inputs and outputs disagree with the manifest (image
+    size, context length, embedding size), raises :class:`PackError` naming the file. Run by
+    ``models import`` and ``models verify``, so a broken pack is refused before it is used.
+    """
+    image = ImageEncoder(pack, device="cpu", threads=1)
+    h, w = pack.image.size
+    image.encode(np.zeros((1, 3, h, w), np.float32))
+    TextEncoder(pack, device="cpu", threads=1).encode(["a photo of a dog"])

@@ -9,6 +9,8 @@ import math
 import os
 import re
 import stat
+import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -254,12 +256,52 @@ def _open_file(path: Path | str, label: str) -> BinaryIO:
         raise ImageError(label, f"cannot read file: {e.strerror or e}") from e
 
 
+# The file each thread is decoding, for the log lines of Pillow's warnings about it.
+_decoding = threading.local()
+_PILLOW_DIR = os.path.dirname(Image.__file__)
+
+
+def route_decoder_warnings() -> None:
+    """Send Pillow's warnings (a truncated TIFF tag, corrupt EXIF, …) to this module's log,
+    naming the file, instead of the terminal: in a photo collection they come by the hundred
+    and say nothing the user can act on, since the photo is indexed anyway (or refused with its
+    reason). Other warnings are shown as before. Installed once, by :class:`Library`."""
+    shown = warnings.showwarning
+    if getattr(shown, "_photosearch", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if os.path.dirname(filename) == _PILLOW_DIR:
+            log.info("%s: %s", getattr(_decoding, "label", None) or "an image", message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show._photosearch = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+    # Every one of them, not the first per line of Pillow: each names another photo.
+    warnings.filterwarnings("always", module=r"PIL\.")
+
+
 def _decode(fp: BinaryIO, label: str | None, need: _Need | None) -> tuple[Image.Image, ImageInfo]:
+    _decoding.label = label
+    try:
+        return _decode_file(fp, label, need)
+    finally:
+        _decoding.label = None
+
+
+def _decode_file(
+    fp: BinaryIO, label: str | None, need: _Need | None
+) -> tuple[Image.Image, ImageInfo]:
     try:
         img = Image.open(fp, formats=_FORMATS)
     except UnidentifiedImageError:
         fp.seek(0)
-        other = _sniff_other_format(fp.read(16))
+        prefix = fp.read(16)
+        damaged = _why_damaged(fp, prefix, label)
+        if damaged:
+            raise ImageError(label, damaged) from None
+        other = _sniff_other_format(prefix)
         raise ImageError(
             label, f"unsupported format: {other}" if other else "not an image file"
         ) from None
@@ -425,6 +467,28 @@ def _parse_exif_date(value: object) -> str | None:
         return datetime(*(int(g) for g in m.groups())).isoformat()
     except ValueError:  # 0000:00:00 00:00:00 and other placeholders
         return None
+
+
+def _why_damaged(fp: BinaryIO, prefix: bytes, label: str | None) -> str | None:
+    """Why a file that starts like one of our formats did not open (a PNG with a bad CRC, a
+    GIF of width 0): "damaged PNG: …" says more than "not an image file"."""
+    for fmt in _FORMATS:
+        factory, accept = Image.OPEN[fmt]
+        try:
+            if accept is None or not accept(prefix):
+                continue
+        except Exception:
+            continue
+        fp.seek(0)
+        try:
+            factory(fp, label).close()
+        except Exception as e:  # the plugin's own words for what is wrong
+            why = str(e).strip()
+            if not why or why == "not identified by this driver":  # Pillow's word for its header
+                why = "its header is invalid"
+            return f"damaged {fmt}: {why}"
+        return f"damaged {fmt} file"
+    return None
 
 
 def _sniff_other_format(prefix: bytes) -> str | None:

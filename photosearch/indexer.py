@@ -52,6 +52,9 @@ class IndexReport:
     cancelled: bool = False
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    # Library folders that disappeared during the run (renamed, unplugged): marked offline,
+    # their photos kept and left for when the folder is back.
+    offline: list[Path] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -183,6 +186,9 @@ class Indexer:
         batches = [photos[i : i + self.batch_size] for i in range(0, total, self.batch_size)]
         spec = self.encoder.spec
         paths = {p.id: p.path for p in photos}
+        self._folder_of = {p.id: p.folder_id for p in photos}
+        self._roots = {f.id: f.path for f in self.catalog.folders()}
+        self._gone: set[int] = set()
 
         def emit(paused: bool = False) -> None:
             if progress is None:
@@ -202,7 +208,11 @@ class Indexer:
                 nonlocal next_batch
                 while len(queue) < self.max_batches_ahead and next_batch < len(batches):
                     queue.append(
-                        [pool.submit(_read, p, spec, self._reusable) for p in batches[next_batch]]
+                        [
+                            pool.submit(_read, p, spec, self._reusable)
+                            for p in batches[next_batch]
+                            if p.folder_id not in self._gone
+                        ]
                     )
                     next_batch += 1
 
@@ -230,6 +240,7 @@ class Indexer:
     def _encode_and_commit(
         self, results: list[_Read | Failed], paths: dict[int, Path], report: IndexReport
     ) -> None:
+        results = self._without_gone_folders(results, report)
         to_encode = [r for r in results if isinstance(r, _Read) and r.pixels is not None]
         vectors: dict[int, np.ndarray] = {}
         if to_encode:
@@ -271,3 +282,30 @@ class Indexer:
         report.errors += [(str(paths[f.photo_id]), f.reason) for f in failed]
         if self.on_commit is not None:
             self.on_commit()
+
+    def _without_gone_folders(
+        self, results: list[_Read | Failed], report: IndexReport
+    ) -> list[_Read | Failed]:
+        """Drop the "file not found" of photos whose library folder itself is gone: the
+        folder was renamed or unplugged mid-run, its photos are not unreadable. The folder is
+        marked offline (as a scan would), and its other photos are not tried this run."""
+        for r in results:
+            if not (isinstance(r, Failed) and r.reason.startswith("file not found")):
+                continue
+            folder = self._folder_of.get(r.photo_id)
+            if folder is None or folder in self._gone or folder not in self._roots:
+                continue
+            if not os.path.isdir(self._roots[folder]):
+                self._gone.add(folder)
+                self.catalog.set_folder_state(folder, "offline")
+                report.offline.append(self._roots[folder])
+                log.info("%s disappeared while indexing: offline", self._roots[folder])
+        return [
+            r
+            for r in results
+            if not (
+                isinstance(r, Failed)
+                and self._folder_of.get(r.photo_id) in self._gone
+                and r.reason.startswith("file not found")
+            )
+        ]

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from photosearch import config, modelpack, scanner
+from photosearch import config, imaging, modelpack, scanner
 from photosearch.catalog import Catalog, Filters, Folder
-from photosearch.encoders import ImageEncoder, TextEncoder
+from photosearch.encoders import ImageEncoder, TextEncoder, check_pack
 from photosearch.errors import PackError, PhotosearchError
 from photosearch.indexer import IndexControl, Indexer, IndexReport, Progress
 from photosearch.rerank import CACHE_FILE, DEFAULT_CACHE_BYTES, Reranker, TokenCache
@@ -251,6 +251,7 @@ class Library:
         threads: int | None = None,
         writer: bool = True,
     ):
+        imaging.route_decoder_warnings()
         self.paths = config.paths(home).ensure()
         self.device = device
         self.threads = threads
@@ -367,6 +368,7 @@ class Library:
         of copying them (a download's own folder: no second copy on disk)."""
         self._writing("installing a model pack")
         src = modelpack.verify(Path(source), full=True)
+        check_pack(src)  # checksums vouch for the files; this for their fit with the manifest
         dest = self.pack_folder(src.name)
         if dest.exists() and not replace:
             raise PackError(
@@ -378,7 +380,7 @@ class Library:
             if loaded or self.pending_pack == dest.name:  # replacing what is in use
                 self._forget_models()
             self._install(src, dest, move=move)
-        pack = modelpack.verify(dest, full=True)
+        pack = modelpack.verify(dest, full=True, record=True)
         first = self.catalog.get_setting("active_pack") is None
         if activate or (activate is None and first):
             self.use_pack(dest.name)
@@ -795,7 +797,7 @@ class Library:
             changed=scan.count("changed"),
             moved=scan.count("moved"),
             removed=scan.count("deleted"),
-            offline=[f.path for f in scan.offline],
+            offline=[f.path for f in scan.offline] + run.offline,
             problems=scan.problems,
             run=run,
             switch=switch,
@@ -983,7 +985,10 @@ class Library:
         out: dict[str, Any] = {"home": str(self.paths.data.parent)}
         try:
             pack = self.pack
-        except (NoModelError, PackError) as e:
+            # Loaded and run once: a pack whose checksums match can still hold an encoder
+            # that does not load or does not fit its manifest.
+            self.text_encoder.encode("a photo")
+        except PhotosearchError as e:
             out["model"] = None
             out["model_problem"] = str(e)
             out.update(self.catalog.counts())

@@ -257,19 +257,23 @@ def _check_fields(manifest: dict[str, Any], path: Path) -> None:
 
 
 def _stamp(path: Path, files: dict[str, Any]) -> dict[str, list[int]]:
+    # The change time and inode too: a user (or a tool) can put a file's size and mtime back
+    # after editing it, but not those, so an edited file is always hashed again.
     out = {}
     for name in files:
         st = (path / name).stat()
-        out[name] = [st.st_size, st.st_mtime_ns]
+        out[name] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
     return out
 
 
-def verify(path: str | os.PathLike[str], *, full: bool = False) -> ModelPack:
+def verify(path: str | os.PathLike[str], *, full: bool = False, record: bool = False) -> ModelPack:
     """Verify the pack at ``path`` and return it; raise :class:`PackError` naming what is wrong.
 
     Every listed file must exist with its recorded size and sha256, and no unlisted file may
-    sit beside them (hidden files excepted). A full verification leaves a stamp of sizes and
-    mtimes, so later calls re-hash only when a file changed; ``full=True`` always re-hashes.
+    sit beside them (hidden files excepted). ``record`` (installed packs only: nothing is ever
+    written into a pack being imported) leaves a stamp of each file's size, mtime, change time
+    and inode after hashing, so later calls re-hash only when a file changed; ``full=True``
+    always re-hashes.
     """
     path = Path(path)
     manifest = _read_manifest(path)
@@ -299,7 +303,7 @@ def verify(path: str | os.PathLike[str], *, full: bool = False) -> ModelPack:
 
     stamp_file = path / VERIFIED_STAMP
     stamp = _stamp(path, files)
-    if not full:
+    if not full and record:
         try:
             if json.loads(stamp_file.read_text()) == {
                 "manifest": sha256_file(path / MANIFEST),
@@ -317,6 +321,8 @@ def verify(path: str | os.PathLike[str], *, full: bool = False) -> ModelPack:
                 pack=str(path),
                 file=name,
             )
+    if not record:
+        return ModelPack(path=path, manifest=manifest)
     try:
         _atomic_write_text(
             stamp_file,
@@ -329,7 +335,7 @@ def verify(path: str | os.PathLike[str], *, full: bool = False) -> ModelPack:
 
 def load(path: str | os.PathLike[str]) -> ModelPack:
     """Open a pack for use (verified; re-hashed only if something changed since last time)."""
-    return verify(path, full=False)
+    return verify(path, full=False, record=True)
 
 
 def list_installed(models_dir: Path) -> list[Path]:

@@ -85,7 +85,11 @@ def check_beta(value: float) -> float:
 def clean_text(text: str) -> str:
     """Text a model and SQLite can take: bytes that were not UTF-8 (a command-line argument
     decodes them to lone surrogates) become U+FFFD, as in any text editor."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # one U+FFFD per byte that was not UTF-8
+    except UnicodeEncodeError:  # other lone surrogates (from JSON, say)
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)

@@ -364,3 +364,29 @@ def test_newer_catalog_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(CatalogError, match="newer photosearch"):
         Catalog(db)
+
+
+def test_a_folder_renamed_away_while_indexing_goes_offline_not_unreadable(
+    lib: Library, tmp_path: Path
+) -> None:
+    pics = tmp_path / "Pictures"
+    good_photos(pics, 40)
+    lib.add_folder(pics)
+    moved = tmp_path / "Pictures (old)"
+
+    def rename_after_the_first_batch(p) -> None:  # noqa: ANN001
+        if p.done and pics.exists():
+            pics.rename(moved)
+
+    rep = lib.index_photos(progress=rename_after_the_first_batch, batch_size=4)
+    assert rep.run.errors == [] and rep.run.failed == 0
+    assert rep.offline == [pics.resolve()]
+    assert 4 <= rep.run.indexed < 40
+    status = lib.status()
+    assert status["errors"] == 0 and status["folders"][0]["state"] == "offline"
+    assert lib.doctor() == []
+    moved.rename(pics)  # back again: the rest is indexed, nothing twice
+    rest = lib.index_photos()
+    assert rest.run.indexed == 40 - rep.run.indexed
+    assert lib.status()["folders"][0]["state"] == "ok"
+    consistent(lib)
