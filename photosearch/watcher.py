@@ -356,6 +356,10 @@ class Watcher:
 
         self._cond = threading.Condition()
         self._stopping = threading.Event()
+        # Set by the worker as it ends. Waiting on it, not on Thread.join: a KeyboardInterrupt
+        # that lands inside join() makes CPython (before 3.12) release the thread's state
+        # lock and take a running thread for finished, so the library would close under it.
+        self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer: Any = None
         self._no_observer: str | None = None
@@ -416,6 +420,7 @@ class Watcher:
             control.cancel()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
+            self._done.wait()
             thread.join()
         observer, self._observer = self._observer, None
         if observer is not None:
@@ -448,9 +453,7 @@ class Watcher:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the watcher has stopped, at most ``timeout`` seconds; True if it has."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.running
+        return self._thread is None or self._done.wait(timeout)
 
     def refresh(self) -> None:
         """Reconcile every folder now (after folders were added to or removed from the
@@ -600,6 +603,8 @@ class Watcher:
         except Exception:  # a bug, not a condition: say so, keep the process alive
             log.exception("the folder watcher stopped")
             self._emit(IndexingFailed("the folder watcher stopped unexpectedly", 0.0))
+        finally:
+            self._done.set()
 
     def _next_job(self) -> Any:
         with self._cond:
