@@ -208,8 +208,8 @@ class DataDirLock:
             raise LibraryLockedError(
                 f"another photosearch process (pid {owner}) is changing {self.path.parent} "
                 "(indexing, watching its folders, or the window is open); searching and status "
-                "work beside it, but this command changes the library: close that one first, "
-                "or use a different --home"
+                "work beside it, but indexing and changes to folders or model packs wait for "
+                "it: close that one first, or use a different --home"
             ) from None
         fh.seek(0)
         fh.truncate()
