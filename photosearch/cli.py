@@ -450,7 +450,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             "problems": [{"path": str(p), "reason": why} for p, why in rep.problems],
             "error_list": [{"path": p, "reason": why} for p, why in r.errors],
         }
-        counts = lib.catalog.counts(lib.pack.id)
+        counts = lib.counts(lib.pack.id)
         summary["skipped_unchanged"] = counts["indexed"] - (
             rep.switch.run.indexed
             if rep.switch and rep.switch.switched and rep.switch.run

@@ -17,6 +17,7 @@ import shutil
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -870,6 +871,25 @@ class Library:
         watcher = Watcher(self, on_event, **options)
         watcher.start()
         return watcher
+
+    # -- what the catalog says, for the faces ------------------------------------------------
+
+    def counts(self, pack_id: str | None = None) -> dict[str, int]:
+        """Photos by state (``indexed`` and ``pending`` for ``pack_id``'s vectors, when given)."""
+        return self.catalog.counts(pack_id)
+
+    def errors(self, limit: int | None = None) -> list[tuple[Path, str, float]]:
+        """Photos that could not be read: path, why, when (newest reason per photo)."""
+        return self.catalog.errors(limit)
+
+    def photo_states(self, folder: Folder) -> Counter[str]:
+        """How many of ``folder``'s photos are in each state (indexed, failed, …)."""
+        return Counter(p.state for p in self.catalog.photos_in(folder.id).values())
+
+    @property
+    def chosen_pack(self) -> str | None:
+        """The pack chosen in settings (None: the only or first installed one serves)."""
+        return self.catalog.get_setting("active_pack")
 
     # -- search ----------------------------------------------------------------------------
 
