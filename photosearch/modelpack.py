@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from photosearch import fsio
 from photosearch.errors import PackError
 
 log = logging.getLogger(__name__)
@@ -278,7 +279,20 @@ def verify(path: str | os.PathLike[str], *, full: bool = False, record: bool = F
     path = Path(path)
     manifest = _read_manifest(path)
     files: dict[str, Any] = manifest["files"]
+    _check_sizes(path, files)
+    _refuse_foreign_files(path, files)
+    pack = ModelPack(path=path, manifest=manifest)
+    stamp = _stamp(path, files)
+    if not full and record and _stamp_holds(path, stamp):
+        return pack
+    _check_hashes(path, files)
+    if record:
+        _record_stamp(path, stamp)
+    return pack
 
+
+def _check_sizes(path: Path, files: dict[str, Any]) -> None:
+    """Every listed file is there with its recorded size: the cheap check, before hashing."""
     for name, entry in files.items():
         f = path / name
         if not f.is_file():
@@ -290,6 +304,11 @@ def verify(path: str | os.PathLike[str], *, full: bool = False, record: bool = F
                 pack=str(path),
                 file=name,
             )
+
+
+def _refuse_foreign_files(path: Path, files: dict[str, Any]) -> None:
+    """Nothing the manifest does not list sits in the pack (hidden files excepted): a file
+    dropped in beside the graphs is not vouched for by the checksums."""
     listed = set(files) | {MANIFEST}
     for f in sorted(path.iterdir()):
         if f.name.startswith("."):
@@ -301,18 +320,9 @@ def verify(path: str | os.PathLike[str], *, full: bool = False, record: bool = F
                 file=f.name,
             )
 
-    stamp_file = path / VERIFIED_STAMP
-    stamp = _stamp(path, files)
-    if not full and record:
-        try:
-            if json.loads(stamp_file.read_text()) == {
-                "manifest": sha256_file(path / MANIFEST),
-                "files": stamp,
-            }:
-                return ModelPack(path=path, manifest=manifest)
-        except (OSError, ValueError):
-            pass
 
+def _check_hashes(path: Path, files: dict[str, Any]) -> None:
+    """Every listed file has its recorded sha256 (reads every byte of the pack)."""
     for name, entry in files.items():
         digest = sha256_file(path / name)
         if digest != entry["sha256"]:
@@ -321,16 +331,29 @@ def verify(path: str | os.PathLike[str], *, full: bool = False, record: bool = F
                 pack=str(path),
                 file=name,
             )
-    if not record:
-        return ModelPack(path=path, manifest=manifest)
+
+
+def _stamp_holds(path: Path, stamp: dict[str, list[int]]) -> bool:
+    """Whether the stamp left by an earlier full verification still describes the files and
+    the manifest exactly, so that hashing them again can be skipped."""
     try:
-        _atomic_write_text(
-            stamp_file,
+        return json.loads((path / VERIFIED_STAMP).read_text()) == {
+            "manifest": sha256_file(path / MANIFEST),
+            "files": stamp,
+        }
+    except (OSError, ValueError):
+        return False
+
+
+def _record_stamp(path: Path, stamp: dict[str, list[int]]) -> None:
+    """Leave the stamp :func:`_stamp_holds` reads, after a full verification."""
+    try:
+        fsio.atomic_write(
+            path / VERIFIED_STAMP,
             json.dumps({"manifest": sha256_file(path / MANIFEST), "files": stamp}),
         )
     except OSError as e:  # a read-only pack (e.g. inside an installed bundle) is fine
         log.debug("could not write verification stamp in %s: %s", path, e)
-    return ModelPack(path=path, manifest=manifest)
 
 
 def load(path: str | os.PathLike[str]) -> ModelPack:
@@ -373,19 +396,6 @@ def sweep_leftovers(models_dir: Path) -> list[str]:
     return done
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def finalize_manifest(staging: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Fill ``files`` with the size and sha256 of every file in ``staging`` and write it."""
     files = {}
@@ -399,7 +409,7 @@ def finalize_manifest(staging: Path, manifest: dict[str, Any]) -> dict[str, Any]
         **{k: v for k, v in manifest.items() if k not in ("format", "format_version", "files")},
         "files": files,
     }
-    _atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    fsio.atomic_write(staging / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     return manifest
 
 
@@ -438,8 +448,5 @@ def staged_pack(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _fsync_dir_files(folder: Path) -> None:
-    for f in folder.iterdir():
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+# The seam tests/test_acquire.py patches to make a sync fail (disk full) mid-install.
+_fsync_dir_files = fsio.fsync_files

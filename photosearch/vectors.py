@@ -43,7 +43,6 @@ import logging
 import math
 import os
 import struct
-import tempfile
 import threading
 import time
 import zlib
@@ -55,6 +54,8 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
+from photosearch import fsio
+from photosearch.encoders import default_threads
 from photosearch.errors import PhotosearchError
 
 log = logging.getLogger(__name__)
@@ -105,14 +106,6 @@ class IndexFileError(PhotosearchError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"vector index {self.path}: {problem}")
-
-
-def default_threads() -> int:
-    """The cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def choose_kind(count: int, *, large_threshold: int = LARGE_THRESHOLD) -> str:
@@ -510,14 +503,7 @@ class VectorIndex:
             header = self._header()
             t0 = time.perf_counter()
             try:
-                fd, tmp_name = tempfile.mkstemp(
-                    prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-                )
-            except OSError as e:
-                raise IndexFileError(path, f"cannot be written: {e}") from e
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "w+b") as f:
+                with fsio.atomic_file(path, suffix=".tmp") as f:
                     meta = json.dumps(header, sort_keys=True).encode()
                     f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(meta), 0, 0, 0))
                     f.write(meta)
@@ -527,16 +513,8 @@ class VectorIndex:
                     f.write(
                         _PREFIX.pack(MAGIC, FORMAT_VERSION, len(meta), size, crc, zlib.crc32(meta))
                     )
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException as e:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                if isinstance(e, OSError):
-                    raise IndexFileError(path, f"cannot be written: {e}") from e
-                raise
-            _fsync_dir(path.parent)
+            except OSError as e:
+                raise IndexFileError(path, f"cannot be written: {e}") from e
         log.info("saved %r to %s in %.2f s", self, path, time.perf_counter() - t0)
 
     def _header(self) -> dict[str, Any]:
@@ -710,19 +688,3 @@ def _read_payload(path: Path, f: BinaryIO) -> faiss.Index:
         raise IndexFileError(path, f"could not be decoded by FAISS: {first}") from e
     finally:
         del reader
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX; Windows has no directory handles for it)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

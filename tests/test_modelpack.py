@@ -135,11 +135,11 @@ def test_bad_preprocessing_entry(pack_copy: Path) -> None:
 def test_pack_on_read_only_media_still_loads(
     pack_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(path: Path, text: str) -> None:
+    def refuse(path: Path, data: bytes | str) -> None:
         raise PermissionError(13, "Read-only file system", str(path))
 
     (pack_copy / modelpack.VERIFIED_STAMP).unlink(missing_ok=True)
-    monkeypatch.setattr(modelpack, "_atomic_write_text", refuse)
+    monkeypatch.setattr(modelpack.fsio, "atomic_write", refuse)
     assert modelpack.load(pack_copy).embedding_dim == 32
     assert not (pack_copy / modelpack.VERIFIED_STAMP).exists()
 
