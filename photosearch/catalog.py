@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlite_utils
 from numpy.typing import NDArray
 
 from photosearch.errors import PhotosearchError
@@ -161,6 +160,9 @@ class Failed:
     transient: bool = False
 
 
+# Ids bound in one ``IN (…)`` query (see Catalog._query_by_ids).
+_IDS_PER_QUERY = 500
+
 _PHOTO_COLUMNS = "p.id, p.path, p.folder_id, p.size, p.mtime_ns, p.content_hash, p.state"
 # Photos still needing a vector from the pack given as parameter 1: not failed for good (a
 # transient failure is retried), and in a folder that is online.
@@ -174,7 +176,7 @@ _PENDING_WHERE = (
 
 
 # Each migration takes the schema from version i to i + 1, inside one transaction.
-def _migrate_0_to_1(db: sqlite_utils.Database) -> None:
+def _migrate_0_to_1(db: sqlite3.Connection) -> None:
     db.execute(
         """
         CREATE TABLE folders (
@@ -256,7 +258,7 @@ def name_text(path: bytes, folder: bytes | None) -> str:
 _NAME_SQL = "photosearch_name(new.path, (SELECT path FROM folders WHERE id = new.folder_id))"
 
 
-def _migrate_1_to_2(db: sqlite_utils.Database) -> None:
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     # File and folder names, searchable by word: FTS5 (porter stemming, accents folded), kept
     # in step with ``photos`` by triggers so that no code path can forget it.
     db.execute(
@@ -299,15 +301,18 @@ class Catalog:
         except sqlite3.Error as e:
             raise CatalogError(f"{self.path}: cannot open the catalog: {e}") from e
         try:
-            self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._conn = conn
+            # A row that REPLACE deletes fires its delete triggers only with this on: a photo
+            # replaced that way still leaves the name index.
+            conn.execute("PRAGMA recursive_triggers=ON")
+            conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed batch survives even a power cut, not only a killed process.
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
             conn.create_function("photosearch_name", 2, name_text, deterministic=True)
             # The name triggers call that function; SQLite builds that distrust schemas by
             # default would refuse it ("unsafe use"). The schema is ours.
-            self.db.execute("PRAGMA trusted_schema=ON")
+            conn.execute("PRAGMA trusted_schema=ON")
             self._lock = threading.RLock()
             self._migrate()
         except BaseException as e:
@@ -318,7 +323,7 @@ class Catalog:
 
     def close(self) -> None:
         with self._lock:
-            self.db.conn.close()
+            self._conn.close()
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -326,7 +331,7 @@ class Catalog:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error)."""
         with self._lock:
-            conn = self.db.conn
+            conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -337,7 +342,17 @@ class Catalog:
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
-            return self.db.conn.execute(sql, params).fetchall()
+            return self._conn.execute(sql, params).fetchall()
+
+    def _query_by_ids(
+        self, sql: str, ids: Sequence[int], params: Sequence[Any] = ()
+    ) -> Iterator[list[tuple]]:
+        """Run ``sql`` once for each run of up to :data:`_IDS_PER_QUERY` ``ids`` and yield
+        each run's rows: its ``{ids}`` becomes that run's ``?, ?, …`` and the ids follow
+        ``params`` (SQLite limits the parameters of one statement)."""
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            part = [int(i) for i in ids[start : start + _IDS_PER_QUERY]]
+            yield self._query(sql.format(ids=",".join("?" * len(part))), [*params, *part])
 
     @property
     def schema_version(self) -> int:
@@ -351,13 +366,13 @@ class Catalog:
                 f"this version reads up to {SCHEMA_VERSION}); update photosearch"
             )
         for i in range(version, SCHEMA_VERSION):
-            with self._write():
+            with self._write() as c:
                 # Read again inside the write transaction: two processes opening a new (or
                 # older) catalog at once, a reader beside a writer, migrate it once.
                 if self.schema_version > i:
                     continue
-                MIGRATIONS[i](self.db)
-                self.db.execute(f"PRAGMA user_version = {i + 1}")
+                MIGRATIONS[i](c)
+                c.execute(f"PRAGMA user_version = {i + 1}")
             log.info("catalog %s migrated to schema %d", self.path, i + 1)
 
     # -- settings --------------------------------------------------------------------------
@@ -450,13 +465,6 @@ class Catalog:
             content_hash=r[5],
             state=r[6],
         )
-
-    def photo(self, photo_id: int) -> PhotoRecord | None:
-        rows = self._query(
-            f"SELECT {_PHOTO_COLUMNS} FROM photos p WHERE p.id = ?",
-            (photo_id,),
-        )
-        return self._photo(rows[0]) if rows else None
 
     def photo_by_path(self, path: Path) -> PhotoRecord | None:
         rows = self._query(
@@ -607,13 +615,12 @@ class Catalog:
     ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float16]]]:
         """The stored vectors of ``pack`` (all, or those of ``ids``), in chunks."""
         if ids is not None:
-            for start in range(0, len(ids), 500):
-                part = [int(i) for i in ids[start : start + 500]]
-                rows = self._query(
-                    f"SELECT photo_id, vector FROM vectors WHERE pack = ? AND photo_id IN "
-                    f"({','.join('?' * len(part))}) ORDER BY photo_id",
-                    [pack, *part],
-                )
+            for rows in self._query_by_ids(
+                "SELECT photo_id, vector FROM vectors WHERE pack = ? AND photo_id IN ({ids}) "
+                "ORDER BY photo_id",
+                ids,
+                [pack],
+            ):
                 if rows:
                     yield self._unpack(rows, dim)
             return
@@ -667,27 +674,15 @@ class Catalog:
             sql += f" LIMIT {int(limit)}"
         return [(fs_path(r[0]), r[1], r[2]) for r in self._query(sql)]
 
-    def paths(self, ids: Sequence[int]) -> dict[int, Path]:
-        out: dict[int, Path] = {}
-        for start in range(0, len(ids), 500):
-            part = [int(i) for i in ids[start : start + 500]]
-            rows = self._query(
-                f"SELECT id, path FROM photos WHERE id IN ({','.join('?' * len(part))})", part
-            )
-            out.update((r[0], fs_path(r[1])) for r in rows)
-        return out
-
     def details(self, ids: Sequence[int]) -> dict[int, PhotoDetails]:
         """Result details of these photos (ids no longer in the catalog are left out)."""
         out: dict[int, PhotoDetails] = {}
-        for start in range(0, len(ids), 500):
-            part = [int(i) for i in ids[start : start + 500]]
-            rows = self._query(
-                "SELECT p.id, p.path, p.size, p.mtime_ns, p.content_hash, p.width, p.height, "
-                "p.format, p.taken, f.state FROM photos p JOIN folders f ON f.id = p.folder_id "
-                f"WHERE p.id IN ({','.join('?' * len(part))})",
-                part,
-            )
+        for rows in self._query_by_ids(
+            "SELECT p.id, p.path, p.size, p.mtime_ns, p.content_hash, p.width, p.height, "
+            "p.format, p.taken, f.state FROM photos p JOIN folders f ON f.id = p.folder_id "
+            "WHERE p.id IN ({ids})",
+            ids,
+        ):
             for r in rows:
                 out[r[0]] = PhotoDetails(r[0], fs_path(r[1]), *r[2:9], online=r[9] == "ok")
         return out

@@ -296,9 +296,7 @@ def test_catalog_from_schema_1_gains_the_name_index(tmp_path: Path) -> None:
     db = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(db)
     conn.isolation_level = None
-    import sqlite_utils
-
-    catalog_mod._migrate_0_to_1(sqlite_utils.Database(conn))
+    catalog_mod._migrate_0_to_1(conn)
     conn.execute("INSERT INTO folders(path, added) VALUES (?, 0)", (b"/photos",))
     conn.execute(
         "INSERT INTO photos(folder_id, path, size, mtime_ns, state, added, updated) "
