@@ -188,83 +188,122 @@ def scan(
     may be that file's move. ``cancelled`` is polled while walking: when it returns True the
     scan raises :class:`ScanCancelled`.
     """
-    report = ScanReport()
-    deferred_sizes: set[int] = set()
-    # Candidates for moves: photos gone from their place, by size, then by content hash.
-    vanished: dict[int, PhotoRecord] = {}
-    appeared: list[tuple[FolderDiff, FileEntry]] = []
-
+    diffing = _Diffing(
+        catalog, include_hidden=include_hidden, hasher=hasher, defer=defer, cancelled=cancelled
+    )
     roots = [f.path.resolve() for f in folders]
     for folder in folders:
-        known = catalog.photos_in(folder.id)
+        diffing.walk_folder(folder, roots)
+    diffing.pair_moves()
+    diffing.record_deletions()
+    return diffing.report
+
+
+class _Diffing:
+    """One scan in progress. Each folder is diffed on its own, but moves are paired only once
+    every folder is walked: a photo may move from one library folder to another."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        include_hidden: bool,
+        hasher: Callable[[Path], str],
+        defer: Callable[[FileEntry], bool] | None,
+        cancelled: Callable[[], bool] | None,
+    ):
+        self.catalog = catalog
+        self.include_hidden = include_hidden
+        self.hasher = hasher
+        self.defer = defer
+        self.cancelled = cancelled
+        self.report = ScanReport()
+        self.deferred_sizes: set[int] = set()
+        # Candidates for moves: photos gone from their place, by size, then by content hash.
+        self.vanished: dict[int, PhotoRecord] = {}
+        self.appeared: list[tuple[FolderDiff, FileEntry]] = []
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise ScanCancelled("the scan was cancelled")
+
+    def walk_folder(self, folder: Folder, roots: list[Path]) -> None:
+        """Diff one folder: changed files now, new ones and vanished photos as move
+        candidates. A folder that is not there (or is an empty mount point) is offline."""
+        known = self.catalog.photos_in(folder.id)
         device = _device_if_reachable(folder, bool(known))
         if device is None:
-            report.offline.append(folder)
-            continue
+            self.report.offline.append(folder)
+            return
         diff = FolderDiff(folder, device=device)
-        on_disk: set[bytes] = set()
         # Paths that could not be looked at: their photos are not "gone", only unseen.
         unseen: list[Path] = []
 
-        def problem(p: Path, why: str, unseen: list[Path] = unseen) -> None:
-            report.problems.append((p, why))
+        def problem(p: Path, why: str) -> None:
+            self.report.problems.append((p, why))
             unseen.append(p)
 
+        on_disk: set[bytes] = set()
         for entry in walk_photos(
             folder.path,
-            include_hidden=include_hidden,
+            include_hidden=self.include_hidden,
             on_problem=problem,
             other_roots=tuple(r for r in roots if r != folder.path.resolve()),
         ):
-            if cancelled is not None and cancelled():
-                raise ScanCancelled("the scan was cancelled")
-            report.seen += 1
+            self._check_cancelled()
+            self.report.seen += 1
             key = fs_bytes(entry.path)
             on_disk.add(key)
-            rec = known.get(key)
-            if (
-                defer is not None
-                and (rec is None or rec.size != entry.size or rec.mtime_ns != entry.mtime_ns)
-                and defer(entry)
-            ):
-                report.deferred.append(entry.path)
-                deferred_sizes.add(entry.size)
-                continue
-            if rec is None:
-                appeared.append((diff, entry))
-            elif rec.size != entry.size or rec.mtime_ns != entry.mtime_ns:
-                diff.changed.append((rec.id, entry))
+            self._file_seen(diff, entry, known.get(key))
         for key, rec in known.items():
             if key not in on_disk and not _under(rec.path, unseen):
-                vanished[rec.id] = rec
-        report.diffs.append(diff)
+                self.vanished[rec.id] = rec
+        self.report.diffs.append(diff)
 
-    by_size: dict[int, list[PhotoRecord]] = {}
-    for rec in vanished.values():
-        if rec.content_hash:
-            by_size.setdefault(rec.size, []).append(rec)
-    for diff, entry in appeared:
-        candidates = [r for r in by_size.get(entry.size, []) if r.id in vanished]
-        match = None
-        if candidates:
-            if cancelled is not None and cancelled():
-                raise ScanCancelled("the scan was cancelled")
-            try:
-                digest = hasher(entry.path)
-            except OSError as e:
-                report.problems.append((entry.path, f"cannot read file: {e.strerror or e}"))
-                continue
-            match = next((r for r in candidates if r.content_hash == digest), None)
-        if match is not None:
-            del vanished[match.id]
-            diff.moved.append((match.id, entry))
-        else:
-            diff.new.append(entry)
-    by_folder = {d.folder.id: d for d in report.diffs}
-    for rec in vanished.values():
-        if rec.size not in deferred_sizes:
-            by_folder[rec.folder_id].deleted.append(rec.id)
-    return report
+    def _file_seen(self, diff: FolderDiff, entry: FileEntry, rec: PhotoRecord | None) -> None:
+        """Sort one file on disk against its catalog row (None: no row at its path)."""
+        differs = rec is None or rec.size != entry.size or rec.mtime_ns != entry.mtime_ns
+        if self.defer is not None and differs and self.defer(entry):
+            self.report.deferred.append(entry.path)
+            self.deferred_sizes.add(entry.size)
+        elif rec is None:
+            self.appeared.append((diff, entry))
+        elif differs:
+            diff.changed.append((rec.id, entry))
+
+    def pair_moves(self) -> None:
+        """Each file new to its place is a move of a vanished photo of the same size and
+        content hash (hashed only when a candidate of that size exists), else new."""
+        by_size: dict[int, list[PhotoRecord]] = {}
+        for rec in self.vanished.values():
+            if rec.content_hash:
+                by_size.setdefault(rec.size, []).append(rec)
+        for diff, entry in self.appeared:
+            candidates = [r for r in by_size.get(entry.size, []) if r.id in self.vanished]
+            match = None
+            if candidates:
+                self._check_cancelled()
+                try:
+                    digest = self.hasher(entry.path)
+                except OSError as e:
+                    self.report.problems.append(
+                        (entry.path, f"cannot read file: {e.strerror or e}")
+                    )
+                    continue
+                match = next((r for r in candidates if r.content_hash == digest), None)
+            if match is not None:
+                del self.vanished[match.id]
+                diff.moved.append((match.id, entry))
+            else:
+                diff.new.append(entry)
+
+    def record_deletions(self) -> None:
+        """The vanished photos no move claimed are deleted, unless a deferred file of their
+        size may yet turn out to be their move."""
+        by_folder = {d.folder.id: d for d in self.report.diffs}
+        for rec in self.vanished.values():
+            if rec.size not in self.deferred_sizes:
+                by_folder[rec.folder_id].deleted.append(rec.id)
 
 
 def apply(catalog: Catalog, report: ScanReport) -> list[int]:
