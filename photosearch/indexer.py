@@ -181,59 +181,34 @@ class Indexer:
     ) -> IndexReport:
         control = control or IndexControl()
         report = IndexReport()
-        total = len(photos)
         start = time.monotonic()
-        batches = [photos[i : i + self.batch_size] for i in range(0, total, self.batch_size)]
+        batches = [photos[i : i + self.batch_size] for i in range(0, len(photos), self.batch_size)]
         spec = self.encoder.spec
         paths = {p.id: p.path for p in photos}
         self._folder_of = {p.id: p.folder_id for p in photos}
         self._roots = {f.id: f.path for f in self.catalog.folders()}
         self._gone: set[int] = set()
-
-        def emit(paused: bool = False) -> None:
-            if progress is None:
-                return
-            done = report.indexed + report.failed
-            elapsed = time.monotonic() - start
-            rate = done / elapsed if elapsed > 0 and done else 0.0
-            eta = (total - done) / rate if rate > 0 else None
-            progress(Progress(done, total, report.failed, report.reused, rate, eta, paused))
-
+        emit = _progress_events(progress, report, len(photos), start)
         emit()
         with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="decode") as pool:
-            queue: deque[list[Future]] = deque()
-            next_batch = 0
 
-            def fill() -> None:
-                nonlocal next_batch
-                while len(queue) < self.max_batches_ahead and next_batch < len(batches):
-                    queue.append(
-                        [
-                            pool.submit(_read, p, spec, self._reusable)
-                            for p in batches[next_batch]
-                            if p.folder_id not in self._gone
-                        ]
-                    )
-                    next_batch += 1
+            def submit(p: PhotoRecord) -> Future | None:
+                # Photos of a folder that went offline mid-run are not even tried.
+                if p.folder_id in self._gone:
+                    return None
+                return pool.submit(_read, p, spec, self._reusable)
 
-            fill()
+            ahead = _ReadAhead(batches, self.max_batches_ahead, submit)
             try:
-                while queue:
-                    if control.paused:
-                        emit(paused=True)
-                        while not control.wait_while_paused(0.2):
-                            pass
-                    if control.cancelled:
+                while ahead:
+                    if not _go_on(control, emit):
                         report.cancelled = True
                         break
-                    futures = queue.popleft()
-                    fill()
+                    futures = ahead.take()
                     self._encode_and_commit([f.result() for f in futures], paths, report)
                     emit()
             finally:
-                for futures in queue:
-                    for f in futures:
-                        f.cancel()
+                ahead.cancel()
         report.seconds = time.monotonic() - start
         return report
 
@@ -309,3 +284,69 @@ class Indexer:
                 and r.reason.startswith("file not found")
             )
         ]
+
+
+def _progress_events(
+    progress: Callable[[Progress], None] | None, report: IndexReport, total: int, start: float
+) -> Callable[..., None]:
+    """What reports the run's progress (count, rate since ``start``, time left) as it goes."""
+
+    def emit(paused: bool = False) -> None:
+        if progress is None:
+            return
+        done = report.indexed + report.failed
+        elapsed = time.monotonic() - start
+        rate = done / elapsed if elapsed > 0 and done else 0.0
+        eta = (total - done) / rate if rate > 0 else None
+        progress(Progress(done, total, report.failed, report.reused, rate, eta, paused))
+
+    return emit
+
+
+def _go_on(control: IndexControl, emit: Callable[..., None]) -> bool:
+    """Wait out a pause (reported once, as paused), then say whether to go on: not once
+    cancelled. Checked between batches, so a pause or cancel waits for the batch in hand."""
+    if control.paused:
+        emit(paused=True)
+        while not control.wait_while_paused(0.2):
+            pass
+    return not control.cancelled
+
+
+class _ReadAhead:
+    """Batches being read and decoded on the pool, at most ``ahead`` of them at a time while
+    one is encoded: what keeps memory flat whatever the library size."""
+
+    def __init__(
+        self,
+        batches: list[Sequence[PhotoRecord]],
+        ahead: int,
+        submit: Callable[[PhotoRecord], Future | None],
+    ):
+        self._batches = batches
+        self._ahead = ahead
+        self._submit = submit
+        self._next = 0
+        self._queue: deque[list[Future]] = deque()
+        self._fill()
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
+
+    def _fill(self) -> None:
+        while len(self._queue) < self._ahead and self._next < len(self._batches):
+            submitted = (self._submit(p) for p in self._batches[self._next])
+            self._queue.append([f for f in submitted if f is not None])
+            self._next += 1
+
+    def take(self) -> list[Future]:
+        """The oldest batch's reads; the next batch starts reading in its place."""
+        futures = self._queue.popleft()
+        self._fill()
+        return futures
+
+    def cancel(self) -> None:
+        """Drop the reads not started yet (a cancelled or failed run)."""
+        for futures in self._queue:
+            for f in futures:
+                f.cancel()
