@@ -191,28 +191,39 @@ class TokenCache:
             if self._db is None:
                 return out
             try:
-                for start in range(0, len(hashes), 500):
-                    part = list(hashes[start : start + 500])
-                    rows = self._db.execute(
-                        "SELECT hash, shape, data FROM tokens WHERE model = ? AND hash IN "
-                        f"({','.join('?' * len(part))})",
-                        [model, *part],
-                    ).fetchall()
-                    for h, shape, data in rows:
-                        dims = tuple(int(d) for d in shape.split("x"))
-                        arr = np.frombuffer(data, np.float16)
-                        if arr.size == int(np.prod(dims)):
-                            out[h] = arr.reshape(dims)
+                self._read(model, hashes, out)
                 if out:
-                    now = time.time()
-                    with self._db:  # one transaction for all the touches
-                        self._db.executemany(
-                            "UPDATE tokens SET used = ? WHERE model = ? AND hash = ?",
-                            [(now, model, h) for h in out],
-                        )
+                    self._touch(model, list(out))
             except sqlite3.Error as e:
                 log.warning("token cache read failed: %s", e)
         return out
+
+    def _read(self, model: str, hashes: Sequence[str], out: dict[str, NDArray[np.float16]]) -> None:
+        """Put the cached tokens of these hashes into ``out``, 500 hashes a query (SQLite
+        limits a statement's parameters); an entry of the wrong size is skipped."""
+        assert self._db is not None
+        for start in range(0, len(hashes), 500):
+            part = list(hashes[start : start + 500])
+            rows = self._db.execute(
+                "SELECT hash, shape, data FROM tokens WHERE model = ? AND hash IN "
+                f"({','.join('?' * len(part))})",
+                [model, *part],
+            ).fetchall()
+            for h, shape, data in rows:
+                dims = tuple(int(d) for d in shape.split("x"))
+                arr = np.frombuffer(data, np.float16)
+                if arr.size == int(np.prod(dims)):
+                    out[h] = arr.reshape(dims)
+
+    def _touch(self, model: str, hashes: list[str]) -> None:
+        """Mark these entries as just used, in one transaction: what the LRU trim goes by."""
+        assert self._db is not None
+        now = time.time()
+        with self._db:
+            self._db.executemany(
+                "UPDATE tokens SET used = ? WHERE model = ? AND hash = ?",
+                [(now, model, h) for h in hashes],
+            )
 
     def put(self, model: str, tokens: dict[str, NDArray[np.float16]]) -> None:
         """Store tokens (float16), then trim the least recently used beyond ``max_bytes``."""
@@ -336,38 +347,50 @@ class Reranker:
         keystroke still leaves its work for the query that replaced it.
         """
         out: dict[int, NDArray[np.float16] | None] = {}
-
-        def load(p: PhotoDetails) -> NDArray[np.float32] | None:
-            if cancel is not None and cancel.is_set():
-                return None
-            if not p.online:  # an unplugged drive or a stale share: do not even try
-                return None
-            try:
-                return load_for_model(p.path, self.spec.image)[0]
-            except (ImageError, OSError) as e:
-                log.info("rerank: cannot read %s: %s", p.path, e)
-                return None
-
         with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="rerank-decode") as pool:
             for start in range(0, len(photos), self.batch_size):
                 check(cancel)
                 part = photos[start : start + self.batch_size]
-                pixels = list(pool.map(load, part))
+                pixels = list(pool.map(lambda p: self._pixels(p, cancel), part))
                 check(cancel)
-                good = [i for i, px in enumerate(pixels) if px is not None]
-                for i, px in enumerate(pixels):
-                    if px is None:
-                        out[part[i].id] = None
-                if good:
-                    batch = np.stack([pixels[i] for i in good])
-                    tokens = self.scorer.image_tokens(batch).astype(np.float16)
-                    fresh = {}
-                    for j, i in enumerate(good):
-                        out[part[i].id] = tokens[j]
-                        if part[i].content_hash:
-                            fresh[part[i].content_hash] = tokens[j]
-                    if self.cache is not None:
-                        self.cache.put(self.model_id, fresh)
+                out.update(self._tokenise(part, pixels))
+        return out
+
+    def _pixels(
+        self, p: PhotoDetails, cancel: threading.Event | None
+    ) -> NDArray[np.float32] | None:
+        """One photo decoded for the reranker's image graph; None when it cannot be read (or
+        the query was cancelled meanwhile)."""
+        if cancel is not None and cancel.is_set():
+            return None
+        if not p.online:  # an unplugged drive or a stale share: do not even try
+            return None
+        try:
+            return load_for_model(p.path, self.spec.image)[0]
+        except (ImageError, OSError) as e:
+            log.info("rerank: cannot read %s: %s", p.path, e)
+            return None
+
+    def _tokenise(
+        self, part: Sequence[PhotoDetails], pixels: list[NDArray[np.float32] | None]
+    ) -> dict[int, NDArray[np.float16] | None]:
+        """One batch's image tokens by photo id (None where unreadable), cached at once."""
+        out: dict[int, NDArray[np.float16] | None] = {}
+        good = [i for i, px in enumerate(pixels) if px is not None]
+        for i, px in enumerate(pixels):
+            if px is None:
+                out[part[i].id] = None
+        if not good:
+            return out
+        batch = np.stack([pixels[i] for i in good])
+        tokens = self.scorer.image_tokens(batch).astype(np.float16)
+        fresh = {}
+        for j, i in enumerate(good):
+            out[part[i].id] = tokens[j]
+            if part[i].content_hash:
+                fresh[part[i].content_hash] = tokens[j]
+        if self.cache is not None:
+            self.cache.put(self.model_id, fresh)
         return out
 
     def tokens(
