@@ -16,9 +16,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from photosearch import __version__, resources
+
+if TYPE_CHECKING:
+    from photosearch.library import Library
 
 
 @dataclass(frozen=True)
@@ -53,30 +56,9 @@ def _steps(pack: Path | None, device: str, home: Path) -> Iterator[Step]:
 
     root = resources.root()
     samples, manifest = resources.samples()
-    how = "Python sources"
-    if resources.frozen():
-        build = root.parent / "BUILD.json"  # written by packaging/photosearch.spec
-        flavour = json.loads(build.read_text())["flavour"] if build.is_file() else "unknown"
-        how = f"frozen bundle, {flavour} flavour"
-    yield Step(True, f"resources: {root} ({how}; {len(manifest['photos'])} sample photos)")
-
-    try:  # `models download` and the download dialog need it, bundle or not
-        import huggingface_hub
-        import huggingface_hub.file_download  # noqa: F401
-    except ImportError as e:
-        raise Failed(f"model downloads: huggingface_hub cannot be loaded ({e})") from e
-    yield Step(True, f"model downloads: huggingface_hub {huggingface_hub.__version__}")
-
-    if pack is None:
-        bundled = resources.bundled_packs()
-        if not bundled:
-            raise Failed(
-                "model pack: none built into this app; pass --pack DIR "
-                "(a bundle built with `packaging/build.py --with-pack DIR` carries one)"
-            )
-        pack, origin = bundled[0], "built into the app"
-    else:
-        origin = "given"
+    yield _resources_step(root, len(manifest["photos"]))
+    yield _downloads_step()
+    pack, origin = _pack_to_test(pack)
     photos = home / "photos"
     shutil.copytree(samples, photos)
     with Library(home / "home", device=device) as lib:
@@ -87,58 +69,96 @@ def _steps(pack: Path | None, device: str, home: Path) -> Iterator[Step]:
             f"model pack: {installed.name} ({origin}: {pack}), checksums verified, "
             f"imported in {time.perf_counter() - t:.1f} s",
         )
-
-        t = time.perf_counter()
-        lib.add_folder(photos)
-        report = lib.index_photos()
-        seconds = time.perf_counter() - t
-        run = report.run
-        if run.failed or run.indexed != len(manifest["photos"]):
-            why = "; ".join(f"{p}: {r}" for p, r in run.errors[:3])
-            raise Failed(
-                f"indexing: {run.indexed} of {len(manifest['photos'])} photos encoded, "
-                f"{run.failed} unreadable {why}"
-            )
-        yield Step(True, f"indexed {run.indexed} photos in {seconds:.1f} s")
-
+        yield _index_step(lib, photos, len(manifest["photos"]))
         used = lib.image_encoder.providers[0]
         yield Step(
             True,
             f"ONNX Runtime {ort.__version__} ({ort.get_device()} build): providers available "
             f"{', '.join(ort.get_available_providers())}; encoders run on {used}",
         )
-
+        # The samples' captions find their photos with the pack they were chosen for only.
         same_pack = installed.name == manifest["pack"]
         for q in manifest["queries"]:
-            t = time.perf_counter()
-            res = lib.search(q["text"], n=5, names=False)
-            ms = 1000 * (time.perf_counter() - t)
-            names = [r.path.name for r in res]
-            rank = names.index(q["expected"]) + 1 if q["expected"] in names else None
-            stage = f"refined top {res.rerank} on {res.device}" if res.refined else "fast only"
-            if res.note:
-                stage += f"; note: {res.note}"
-            if not names:
-                raise Failed(f"search {q['text']!r}: no results")
-            if not same_pack:
-                yield Step(
-                    True,
-                    f"search {q['text']!r}: {len(names)} results in {ms:.0f} ms ({stage}); "
-                    f"ranking not checked: the samples' captions are for the "
-                    f"{manifest['pack']!r} pack",
-                    warn=True,
-                )
-                continue
-            if rank != 1:
-                where = f"ranked {rank}" if rank else "not in the top 5"
-                raise Failed(
-                    f"search {q['text']!r}: {q['expected']} {where}; first: {names[0]} ({stage})"
-                )
-            yield Step(
-                True,
-                f"search {q['text']!r}: {q['expected']} first "
-                f"(score {res[0].score:.3f}; {stage}) in {ms:.0f} ms",
-            )
+            yield _search_step(lib, q, manifest["pack"] if not same_pack else None)
+
+
+def _resources_step(root: Path, samples: int) -> Step:
+    """Where the app's resources were found, and whether it runs from a bundle."""
+    how = "Python sources"
+    if resources.frozen():
+        build = root.parent / "BUILD.json"  # written by packaging/photosearch.spec
+        flavour = json.loads(build.read_text())["flavour"] if build.is_file() else "unknown"
+        how = f"frozen bundle, {flavour} flavour"
+    return Step(True, f"resources: {root} ({how}; {samples} sample photos)")
+
+
+def _downloads_step() -> Step:
+    """huggingface_hub loads: `models download` and the download dialog need it, bundle or
+    not (a bundle that leaves out one of its modules fails only on a download)."""
+    try:
+        import huggingface_hub
+        import huggingface_hub.file_download  # noqa: F401
+    except ImportError as e:
+        raise Failed(f"model downloads: huggingface_hub cannot be loaded ({e})") from e
+    return Step(True, f"model downloads: huggingface_hub {huggingface_hub.__version__}")
+
+
+def _pack_to_test(pack: Path | None) -> tuple[Path, str]:
+    """The pack given, else the first one built into the app, and which it is in words."""
+    if pack is not None:
+        return pack, "given"
+    bundled = resources.bundled_packs()
+    if not bundled:
+        raise Failed(
+            "model pack: none built into this app; pass --pack DIR "
+            "(a bundle built with `packaging/build.py --with-pack DIR` carries one)"
+        )
+    return bundled[0], "built into the app"
+
+
+def _index_step(lib: Library, photos: Path, expected: int) -> Step:
+    """Every sample photo is indexed, none unreadable."""
+    t = time.perf_counter()
+    lib.add_folder(photos)
+    report = lib.index_photos()
+    seconds = time.perf_counter() - t
+    run = report.run
+    if run.failed or run.indexed != expected:
+        why = "; ".join(f"{p}: {r}" for p, r in run.errors[:3])
+        raise Failed(
+            f"indexing: {run.indexed} of {expected} photos encoded, {run.failed} unreadable {why}"
+        )
+    return Step(True, f"indexed {run.indexed} photos in {seconds:.1f} s")
+
+
+def _search_step(lib: Library, q: dict[str, str], other_pack: str | None) -> Step:
+    """One sample caption finds its photo first. ``other_pack`` names the pack the captions
+    were chosen for when the pack under test is another one: then only results are checked."""
+    t = time.perf_counter()
+    res = lib.search(q["text"], n=5, names=False)
+    ms = 1000 * (time.perf_counter() - t)
+    names = [r.path.name for r in res]
+    rank = names.index(q["expected"]) + 1 if q["expected"] in names else None
+    stage = f"refined top {res.rerank} on {res.device}" if res.refined else "fast only"
+    if res.note:
+        stage += f"; note: {res.note}"
+    if not names:
+        raise Failed(f"search {q['text']!r}: no results")
+    if other_pack is not None:
+        return Step(
+            True,
+            f"search {q['text']!r}: {len(names)} results in {ms:.0f} ms ({stage}); "
+            f"ranking not checked: the samples' captions are for the {other_pack!r} pack",
+            warn=True,
+        )
+    if rank != 1:
+        where = f"ranked {rank}" if rank else "not in the top 5"
+        raise Failed(f"search {q['text']!r}: {q['expected']} {where}; first: {names[0]} ({stage})")
+    return Step(
+        True,
+        f"search {q['text']!r}: {q['expected']} first "
+        f"(score {res[0].score:.3f}; {stage}) in {ms:.0f} ms",
+    )
 
 
 def main(pack: str | None = None, device: str = "auto", out: TextIO | None = None) -> int:
