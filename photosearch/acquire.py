@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlparse
 
-from photosearch import __version__, modelpack
+from photosearch import __version__, config, modelpack
 from photosearch.errors import (
     DiskSpaceError,
     DownloadCancelled,
@@ -369,8 +369,8 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _key(name: str, full: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "download"
-    return f"{slug[:60]}-{hashlib.sha256(full.encode()).hexdigest()[:10]}"
+    safe = config.slug(name, "download", strip="-.")
+    return f"{safe[:60]}-{hashlib.sha256(full.encode()).hexdigest()[:10]}"
 
 
 _REPO = re.compile(r"^(?:hf://)?([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([\w./-]+))?$")

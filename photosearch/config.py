@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,3 +45,9 @@ def paths(home: str | os.PathLike[str] | None = None) -> Paths:
         cache=Path(platformdirs.user_cache_dir(APP_NAME)),
         logs=Path(platformdirs.user_log_dir(APP_NAME)),
     )
+
+
+def slug(text: str, default: str = "pack", strip: str = "-") -> str:
+    """``text`` as a safe file name: runs of anything but letters, digits, ``._-`` become
+    ``-``, the ends lose ``strip`` (``default`` when nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(strip) or default

@@ -33,18 +33,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from photosearch.catalog import Filters, PhotoDetails
+from photosearch.active import ActiveModels
+from photosearch.catalog import Catalog, Filters, PhotoDetails
 from photosearch.errors import PhotosearchError
 from photosearch.imaging import load_for_model
 from photosearch.rerank import Cancelled, RerankStats, check
-
-if TYPE_CHECKING:
-    from photosearch.library import Library, Models
 
 log = logging.getLogger(__name__)
 
@@ -190,36 +188,154 @@ def _unit(v: NDArray[np.float32]) -> NDArray[np.float32]:
     return (v / norm).astype(np.float32) if norm > 0 else v.astype(np.float32)
 
 
+class SearchSource(Protocol):
+    """What a :class:`Searcher` needs of a library (:class:`photosearch.library.Library` is
+    one): its catalog, the active models, and the rerank depth and β to use."""
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    def models(self) -> ActiveModels: ...
+
+    def rerank_defaults(
+        self, k: int | None = None, beta: float | None = None
+    ) -> tuple[int, float]: ...
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """A query turned into vectors: what to search for, and what its negative terms are
+    compared with (``reference``: the text's own vector, or "a photo" for an image)."""
+
+    text: str
+    vector: NDArray[np.float32]
+    reference: NDArray[np.float32] | None
+    negatives: NDArray[np.float32]
+    like_id: int | None
+
+
+@dataclass
+class _Listing:
+    """The candidates of one query, ready to be listed in any content order: name matches
+    first (by semantic score), then content matches."""
+
+    query: Query
+    k_rerank: int
+    beta: float
+    names_ranked: list[int]
+    content_ids: set[int]
+    fast: dict[int, float]
+    details: dict[int, PhotoDetails]
+
+    def build(
+        self, content: list[tuple[int, float, float | None]], timing: Timing, **kw: Any
+    ) -> Results:
+        """Results from content matches (id, score, h̄ or None) in their final order."""
+        scored = {i: (score, h) for i, score, h in content}
+        rows: list[Result] = []
+        seen: set[int] = set()
+        for i in self.names_ranked:
+            if i in self.details and i not in seen:
+                seen.add(i)
+                f = self.fast.get(i, float("nan"))
+                score, h = scored.get(i, (f, None))
+                match = "both" if i in self.content_ids else "name"
+                rows.append(Result(0, self.details[i], score, f, h, match))
+        for i, score, h in content:
+            if i in self.details and i not in seen:
+                seen.add(i)
+                rows.append(Result(0, self.details[i], score, self.fast[i], h, "content"))
+        rows = [replace(r, rank=n + 1) for n, r in enumerate(rows[: self.query.n])]
+        return Results(self.query, rows, timing, rerank=self.k_rerank, beta=self.beta, **kw)
+
+
 class Searcher:
     """Runs queries against one library (its catalog, index, encoders and reranker)."""
 
-    def __init__(self, library: Library):
+    def __init__(self, library: SearchSource):
         self.library = library
 
     # -- pieces ----------------------------------------------------------------------------
 
-    def _example(self, like: Path, models: Models) -> tuple[NDArray[np.float32], int | None]:
+    def _example(self, like: Path, models: ActiveModels) -> tuple[NDArray[np.float32], int | None]:
         """The example image's vector, and its photo id when it is in the library."""
-        lib, pack = self.library, models.pack
+        catalog, pack = self.library.catalog, models.pack
         path = Path(like).expanduser()
-        rec = lib.catalog.photo_by_path(path.resolve()) or lib.catalog.photo_by_path(path)
+        rec = catalog.photo_by_path(path.resolve()) or catalog.photo_by_path(path)
         if rec is not None:
-            for _, vecs in lib.catalog.vectors(pack.id, pack.embedding_dim, ids=[rec.id]):
+            for _, vecs in catalog.vectors(pack.id, pack.embedding_dim, ids=[rec.id]):
                 return _unit(vecs[0].astype(np.float32)), rec.id
         pixels, _ = load_for_model(path, pack.image)
-        encoder = lib.image_encoder_for(pack)
+        encoder = models.image_encoder
         return _unit(encoder.encode(pixels[None])[0]), rec.id if rec else None
 
-    def _vectors(self, ids: Sequence[int], models: Models) -> dict[int, NDArray[np.float32]]:
-        lib, pack = self.library, models.pack
+    def _vectors(self, ids: Sequence[int], models: ActiveModels) -> dict[int, NDArray[np.float32]]:
+        pack = models.pack
         out: dict[int, NDArray[np.float32]] = {}
-        for got, vecs in lib.catalog.vectors(pack.id, pack.embedding_dim, ids=ids):
+        for got, vecs in self.library.catalog.vectors(pack.id, pack.embedding_dim, ids=ids):
             out.update(zip(got.tolist(), vecs.astype(np.float32), strict=True))
         return out
 
     def settings(self, query: Query) -> tuple[int, float]:
         """The rerank depth and β this query runs with (its own, else the library's)."""
         return self.library.rerank_defaults(query.rerank, query.beta)
+
+    def _encode(self, query: Query, models: ActiveModels) -> _Encoded:
+        """The query's vector: its text's, its example image's, or their normalised sum."""
+        text = query.text.strip()
+        texts = ([text] if text else []) + [t for t in query.exclude if t.strip()]
+        if not text and query.exclude:
+            texts = [IMAGE_ONLY_REFERENCE, *texts]
+        if texts:
+            encoded = models.text_encoder.encode(texts)
+        else:
+            encoded = np.zeros((0, models.pack.embedding_dim), np.float32)
+        vecs = [_unit(encoded[0])] if text else []
+        like_id = None
+        if query.like is not None:
+            img, like_id = self._example(query.like, models)
+            vecs.append(img)
+        reference = encoded[0] if len(encoded) else None
+        return _Encoded(text, _unit(np.sum(vecs, axis=0)), reference, encoded[1:], like_id)
+
+    def _name_matches(self, query: Query, enc: _Encoded, models: ActiveModels) -> list[int]:
+        """Photos whose file or folder names hold every word of the text, without the example
+        photo and those a negative term describes better than the query."""
+        if not (query.names and enc.text):
+            return []
+        # More than n: ties in bm25 (a folder's photos) are then ordered by content.
+        found = self.library.catalog.match_names(
+            enc.text.split(), filters=query.filters, limit=max(10 * query.n, 100)
+        )
+        ids = [i for i in found if i != enc.like_id]
+        if ids and len(enc.negatives):
+            stored = self._vectors(ids, models)
+            ids = [
+                i
+                for i in ids
+                if i not in stored or not _excluded(stored[i], enc.reference, enc.negatives)
+            ]
+        return ids
+
+    def _listing(
+        self,
+        query: Query,
+        settings: tuple[int, float],
+        enc: _Encoded,
+        pairs: list[tuple[int, float]],
+        name_ids: list[int],
+        models: ActiveModels,
+    ) -> _Listing:
+        fast = dict(pairs)
+        missing = [i for i in name_ids if i not in fast]
+        if missing:
+            vecs = self._vectors(missing, models).items()
+            fast.update((i, float(v @ enc.vector)) for i, v in vecs)
+        # A photo with no vector yet (still being indexed) can match by name: it ranks last.
+        names_ranked = sorted(name_ids, key=lambda i: -fast.get(i, -np.inf))[: query.n]
+        details = self.library.catalog.details([i for i, _ in pairs] + names_ranked)
+        k_rerank, beta = settings
+        return _Listing(query, k_rerank, beta, names_ranked, {i for i, _ in pairs}, fast, details)
 
     # -- the query -------------------------------------------------------------------------
 
@@ -243,90 +359,33 @@ class Searcher:
             query = replace(
                 query, filters=replace(query.filters, folder=folder_filter(query.filters.folder))
             )
-        lib = self.library
-        k_rerank, beta = self.settings(query)
+        settings = self.settings(query)
         t0 = time.perf_counter()
-
-        text = query.text.strip()
-        vecs: list[NDArray[np.float32]] = []
         # One consistent set for the whole query, even if a pack switch swaps them meanwhile.
-        models = lib.models()
-        encoder = models.text_encoder
-        texts = ([text] if text else []) + [t for t in query.exclude if t.strip()]
-        if not text and query.exclude:
-            texts = [IMAGE_ONLY_REFERENCE, *texts]
-        encoded = encoder.encode(texts) if texts else np.zeros((0, models.pack.embedding_dim))
-        reference = encoded[0] if len(encoded) else None
-        negatives = encoded[1:] if len(encoded) else encoded
-        if text:
-            vecs.append(_unit(encoded[0]))
-        like_id = None
-        if query.like is not None:
-            img, like_id = self._example(query.like, models)
-            vecs.append(img)
-        qv = _unit(np.sum(vecs, axis=0))
+        models = self.library.models()
+        enc = self._encode(query, models)
         t1 = time.perf_counter()
-
-        allowed = lib.catalog.filtered_ids(models.pack.id, query.filters) if query.filters else None
-        want = max(query.n, k_rerank)
-        pairs = self._content(qv, want, like_id, allowed, reference, negatives, models)
+        catalog = self.library.catalog
+        allowed = catalog.filtered_ids(models.pack.id, query.filters) if query.filters else None
+        want = max(query.n, settings[0])
+        pairs = self._content(
+            enc.vector, want, enc.like_id, allowed, enc.reference, enc.negatives, models
+        )
         t2 = time.perf_counter()
-
-        name_ids: list[int] = []
-        if query.names and text:
-            # More than n: ties in bm25 (a folder's photos) are then ordered by content.
-            found = lib.catalog.match_names(
-                text.split(), filters=query.filters, limit=max(10 * query.n, 100)
-            )
-            name_ids = [i for i in found if i != like_id]
-            if name_ids and len(negatives):
-                stored = self._vectors(name_ids, models)
-                name_ids = [
-                    i
-                    for i in name_ids
-                    if i not in stored or not _excluded(stored[i], reference, negatives)
-                ]
+        name_ids = self._name_matches(query, enc, models)
         t3 = time.perf_counter()
-
-        content_ids = {i for i, _ in pairs}
-        fast = dict(pairs)
-        missing = [i for i in name_ids if i not in fast]
-        if missing:
-            fast.update((i, float(v @ qv)) for i, v in self._vectors(missing, models).items())
-        # A photo with no vector yet (still being indexed) can match by name: it ranks last.
-        names_ranked = sorted(name_ids, key=lambda i: -fast.get(i, -np.inf))[: query.n]
-        details = lib.catalog.details([i for i, _ in pairs] + names_ranked)
-
-        def build(
-            content: list[tuple[int, float, float | None]], timing: Timing, **kw: Any
-        ) -> Results:
-            scored = {i: (score, h) for i, score, h in content}
-            rows: list[Result] = []
-            seen: set[int] = set()
-            for i in names_ranked:
-                if i in details and i not in seen:
-                    seen.add(i)
-                    f = fast.get(i, float("nan"))
-                    score, h = scored.get(i, (f, None))
-                    match = "both" if i in content_ids else "name"
-                    rows.append(Result(0, details[i], score, f, h, match))
-            for i, score, h in content:
-                if i in details and i not in seen:
-                    seen.add(i)
-                    rows.append(Result(0, details[i], score, fast[i], h, "content"))
-            rows = [replace(r, rank=n + 1) for n, r in enumerate(rows[: query.n])]
-            return Results(query, rows, timing, rerank=k_rerank, beta=beta, **kw)
-
+        listing = self._listing(query, settings, enc, pairs, name_ids, models)
         fast_timing = Timing(
             encode_ms=(t1 - t0) * 1000,
             search_ms=(t2 - t1) * 1000,
             names_ms=(t3 - t2) * 1000,
             total_ms=(time.perf_counter() - t0) * 1000,
         )
-        fast_results = build([(i, s, None) for i, s in pairs], fast_timing)
+        fast_results = listing.build([(i, s, None) for i, s in pairs], fast_timing)
+        k_rerank = settings[0]
         if k_rerank <= 0 or not pairs:
             return replace(fast_results, rerank=0 if k_rerank <= 0 else k_rerank)
-        if not text:
+        if not enc.text:
             return replace(
                 fast_results,
                 rerank=0,
@@ -336,39 +395,52 @@ class Searcher:
         # seconds); then the refinement runs, and any failure of it leaves the fast list.
         if on_fast is not None:
             on_fast(fast_results)
+        return self._refine(enc.text, pairs, listing, fast_results, models, cancel, t0)
+
+    def _refine(
+        self,
+        text: str,
+        pairs: list[tuple[int, float]],
+        listing: _Listing,
+        fast_results: Results,
+        models: ActiveModels,
+        cancel: threading.Event | None,
+        t0: float,
+    ) -> Results:
+        """The top ``rerank`` content matches re-ordered by ``fast + β·h̄``; the rest keep
+        their fast order below them. Any failure leaves the fast list, with a note."""
         check(cancel)
         t4 = time.perf_counter()
-        reranker, reason = lib.reranker_or_reason()
+        reranker, reason = models.reranker_or_reason()
         if reranker is None:
             return replace(fast_results, rerank=0, note=reason)
         check(cancel)
-        head = [(i, s) for i, s in pairs[:k_rerank] if i in details]
+        head = [(i, s) for i, s in pairs[: listing.k_rerank] if i in listing.details]
         try:
-            hbar, stats = reranker.score(text, [details[i] for i, _ in head], cancel)
+            hbar, stats = reranker.score(text, [listing.details[i] for i, _ in head], cancel)
         except Cancelled:
             raise
         except (PhotosearchError, OSError, MemoryError) as e:
             log.warning("refinement failed: %s", e)
             return replace(fast_results, rerank=0, note=f"refinement failed ({e}): fast results")
         check(cancel)
-        refined = []
-        unread = []
+        refined, unread = [], []
         for (i, s), h in zip(head, hbar.tolist(), strict=True):
             if not np.isfinite(h):
                 unread.append((i, s, None))
             else:
-                refined.append((i, s + beta * h, h))
+                refined.append((i, s + listing.beta * h, h))
         refined.sort(key=lambda r: -r[1])
         rest = [(i, s, None) for i, s in pairs[len(head) :]]
         t5 = time.perf_counter()
-        timing = replace(fast_timing, rerank_ms=(t5 - t4) * 1000, total_ms=(t5 - t0) * 1000)
+        timing = replace(fast_results.timing, rerank_ms=(t5 - t4) * 1000, total_ms=(t5 - t0) * 1000)
         note = None
         if stats.unreadable:
             note = (
                 f"{stats.unreadable} of the top {len(head)} could not be read for refinement "
                 "(missing, offline or damaged); they follow the refined ones"
             )
-        return build(
+        return listing.build(
             refined + unread + rest,
             timing,
             refined=True,
@@ -385,7 +457,7 @@ class Searcher:
         allowed: NDArray[np.int64] | None,
         reference: NDArray[np.float32] | None,
         negatives: NDArray[np.float32],
-        models: Models,
+        models: ActiveModels,
     ) -> list[tuple[int, float]]:
         """The ``want`` best content matches, (id, fast score), without the example photo and
         without photos a negative term describes better than the query."""

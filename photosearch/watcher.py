@@ -17,10 +17,10 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from watchdog import events as wd_events
 from watchdog.observers import Observer
@@ -35,162 +35,35 @@ try:  # Linux only: the one observer that reports when a file written to is clos
 except ImportError:  # pragma: no cover - other platforms
     InotifyObserver = None  # type: ignore[assignment,misc]
 
+from photosearch.watch_events import (
+    FolderOffline,
+    FolderOnline,
+    IndexingFailed,
+    PhotosIndexed,
+    Ready,
+    WatchEvent,
+    WatchFallback,
+    WatchStarted,
+)
+
 if TYPE_CHECKING:
-    from photosearch.library import Library
+    from photosearch.catalog import Folder
+    from photosearch.runs import IndexRunReport
+
+__all__ = [
+    "FolderOffline",
+    "FolderOnline",
+    "IndexingFailed",
+    "PhotosIndexed",
+    "Ready",
+    "WatchEvent",
+    "WatchFallback",
+    "WatchStarted",
+    "WatchedLibrary",
+    "Watcher",
+]
 
 log = logging.getLogger(__name__)
-
-
-# -- events ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """Something a person may want to see while folders are watched. ``message`` says it in
-    words; ``to_json()`` is the stable form (``event`` is the kind)."""
-
-    kind: ClassVar[str] = "event"
-
-    @property
-    def message(self) -> str:
-        raise NotImplementedError
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"event": self.kind}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Path):
-                value = str(value)
-            elif isinstance(value, tuple):
-                value = [str(v) if isinstance(v, Path) else v for v in value]
-            out[f.name] = value
-        out["message"] = self.message
-        return out
-
-
-def _photos(n: int) -> str:
-    return f"{n} photo" if n == 1 else f"{n} photos"
-
-
-@dataclass(frozen=True)
-class WatchStarted(WatchEvent):
-    """A folder is watched live: changes to it are indexed within seconds."""
-
-    kind: ClassVar[str] = "watching"
-    path: Path
-
-    @property
-    def message(self) -> str:
-        return f"watching {self.path}"
-
-
-@dataclass(frozen=True)
-class WatchFallback(WatchEvent):
-    """A folder cannot be watched live; it is checked every ``interval`` seconds instead."""
-
-    kind: ClassVar[str] = "watch_fallback"
-    path: Path
-    reason: str
-    interval: float
-
-    @property
-    def message(self) -> str:
-        return (
-            f"{self.path}: cannot watch for changes ({self.reason}); "
-            f"checking it every {self.interval:g} s instead"
-        )
-
-
-@dataclass(frozen=True)
-class Ready(WatchEvent):
-    """The first pass is done: the catalog matches the disk (but for ``waiting`` files still
-    being written, indexed once complete), and changes are followed from now on."""
-
-    kind: ClassVar[str] = "ready"
-    photos: int
-    folders: int
-    waiting: int = 0
-
-    @property
-    def message(self) -> str:
-        folders = "1 folder" if self.folders == 1 else f"{self.folders} folders"
-        said = f"up to date: {_photos(self.photos)} in {folders}"
-        if self.waiting:
-            said += f"; {self.waiting} just written, indexed once complete"
-        return said
-
-
-@dataclass(frozen=True)
-class PhotosIndexed(WatchEvent):
-    """A pass found changes and recorded them: photos indexed (new or changed on disk; of
-    which ``reused`` took the vector of an identical copy), moved or renamed (vectors kept),
-    removed, unreadable (``errors`` lists each path with its reason)."""
-
-    kind: ClassVar[str] = "indexed"
-    indexed: int
-    reused: int
-    moved: int
-    removed: int
-    failed: int
-    seconds: float
-    folders: tuple[Path, ...]
-    errors: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def message(self) -> str:
-        parts = [
-            (self.indexed, "indexed"),
-            (self.moved, "moved or renamed"),
-            (self.removed, "removed"),
-            (self.failed, "unreadable"),
-        ]
-        said = [(n, what) for n, what in parts if n]
-        if not said:
-            return "catalog updated"
-        first = f"{_photos(said[0][0])} {said[0][1]}"
-        return ", ".join([first] + [f"{n} {what}" for n, what in said[1:]])
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        out["errors"] = [{"path": p, "reason": r} for p, r in self.errors]
-        return out
-
-
-@dataclass(frozen=True)
-class FolderOffline(WatchEvent):
-    """A folder disappeared (unplugged drive, unmounted share): its photos are kept, shown as
-    offline, and come back with it."""
-
-    kind: ClassVar[str] = "folder_offline"
-    path: Path
-
-    @property
-    def message(self) -> str:
-        return f"{self.path}: folder offline (unplugged or unmounted?); its photos are kept"
-
-
-@dataclass(frozen=True)
-class FolderOnline(WatchEvent):
-    kind: ClassVar[str] = "folder_online"
-    path: Path
-
-    @property
-    def message(self) -> str:
-        return f"{self.path}: folder back online"
-
-
-@dataclass(frozen=True)
-class IndexingFailed(WatchEvent):
-    """A pass failed (no model pack, a damaged pack, a full disk); it is tried again after
-    ``retry`` seconds. Everything committed before the failure is kept."""
-
-    kind: ClassVar[str] = "error"
-    reason: str
-    retry: float
-
-    @property
-    def message(self) -> str:
-        return f"indexing failed: {self.reason}; trying again in {self.retry:g} s"
 
 
 # -- file system events ------------------------------------------------------------------------
@@ -303,6 +176,26 @@ _STOP = object()  # the worker's "no more work"
 # -- the watcher -------------------------------------------------------------------------------
 
 
+class WatchedLibrary(Protocol):
+    """What a watcher needs of a library (:class:`photosearch.library.Library` is one)."""
+
+    def setting(self, name: str) -> Any: ...
+
+    def folders(self) -> list[Folder]: ...
+
+    def counts(self, pack_id: str | None = None) -> dict[str, int]: ...
+
+    def index_photos(
+        self,
+        *,
+        progress: Callable[[Progress], None] | None = None,
+        control: IndexControl | None = None,
+        batch_size: int = 32,
+        folders: Sequence[Path] | None = None,
+        defer: Callable[[FileEntry], bool] | None = None,
+    ) -> IndexRunReport: ...
+
+
 class Watcher:
     """Follow the library's folders and index what changes, until :meth:`stop`.
 
@@ -323,7 +216,7 @@ class Watcher:
 
     def __init__(
         self,
-        library: Library,
+        library: WatchedLibrary,
         on_event: Callable[[WatchEvent], None] | None = None,
         *,
         progress: Callable[[Progress], None] | None = None,
@@ -405,7 +298,6 @@ class Watcher:
             self._close_events = InotifyObserver is not None and isinstance(
                 observer, InotifyObserver
             )
-        self.library._watchers.append(self)
         self._thread = threading.Thread(target=self._run, name="photosearch-watcher", daemon=True)
         self._thread.start()
 
@@ -426,8 +318,6 @@ class Watcher:
         if observer is not None:
             observer.stop()
             observer.join()
-        if self in self.library._watchers:
-            self.library._watchers.remove(self)
 
     def pause(self) -> None:
         """Pause indexing: the pass in progress waits after its current batch, and later
@@ -721,7 +611,7 @@ class Watcher:
         self._follow_states(initial=not self._ready)
         if not self._ready:
             self._ready = True
-            counts = self.library.catalog.counts()
+            counts = self.library.counts()
             self._emit(
                 Ready(
                     photos=counts["photos"],
