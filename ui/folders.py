@@ -3,7 +3,6 @@ folder picker), remove, rescan."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,7 +41,7 @@ def folder_rows(library: Library) -> list[FolderRow]:
     """Each folder with its counts (runs on a worker thread)."""
     rows = []
     for f in library.folders():
-        states = Counter(p.state for p in library.catalog.photos_in(f.id).values())
+        states = library.photo_states(f)
         rows.append(
             FolderRow(f.path, f.state, sum(states.values()), states[INDEXED], states[FAILED])
         )

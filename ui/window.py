@@ -87,10 +87,10 @@ def gather_info(library: Library) -> LibraryInfo:
         pack = library.pack
     except (NoModelError, PackError) as e:
         info.problem = str(e)
-        counts = library.catalog.counts()
+        counts = library.counts()
     else:
         info.pack = pack.name
-        counts = library.catalog.counts(pack.id)
+        counts = library.counts(pack.id)
         info.indexed = counts.get("indexed", 0)
         # Loading the text encoder and index here warms them for the first search.
         info.device = library.text_encoder.device
@@ -692,7 +692,7 @@ class MainWindow(QMainWindow):
             self._dialog("unreadable", lambda: UnreadableDialog(errors, self))
 
         self.tasks.run(
-            lambda: [(str(p), r) for p, r, _ in self.library.catalog.errors()], show, self._failed
+            lambda: [(str(p), r) for p, r, _ in self.library.errors()], show, self._failed
         )
 
     def show_settings(self) -> None:
@@ -701,7 +701,7 @@ class MainWindow(QMainWindow):
             packs = [p.name for p in lib.installed_packs()]
             return SettingsValues(
                 packs=packs,
-                pack=lib.catalog.get_setting("active_pack") or (packs[0] if packs else None),
+                pack=lib.chosen_pack or (packs[0] if packs else None),
                 device=str(self.state.get("device", "auto")),
                 rerank_depth=int(lib.setting("rerank_depth")),
                 rerank_beta=lib.setting("rerank_beta"),
