@@ -20,6 +20,7 @@ from hubserver import Hub, HubServer
 from photos import good_photos
 
 from photosearch import acquire, modelpack
+from photosearch.acquire import disk, preparing
 from photosearch.errors import (
     DiskSpaceError,
     DownloadCancelled,
@@ -224,7 +225,7 @@ def test_a_full_disk_is_found_before_downloading(
         u = real(path)
         return type(u)(u.total, u.total - 1_000_000, 1_000_000)
 
-    monkeypatch.setattr(acquire.shutil, "disk_usage", nearly_full)
+    monkeypatch.setattr(disk.shutil, "disk_usage", nearly_full)
 
     with pytest.raises(DiskSpaceError, match="not enough disk space") as e:
         acquire.download_pack(lib, REPO)
@@ -417,9 +418,9 @@ def test_prepare_downloads_weights_exports_and_installs(
 def test_prepare_without_the_export_extra_says_how_to_get_it(
     lib: Library, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = acquire.importlib.util.find_spec
+    real = preparing.importlib.util.find_spec
     monkeypatch.setattr(
-        acquire.importlib.util,
+        preparing.importlib.util,
         "find_spec",
         lambda name, *a: None if name == "torch" else real(name, *a),
     )

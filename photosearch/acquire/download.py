@@ -1,0 +1,125 @@
+"""Downloading a ready pack (a hub repository, a web folder or a zip URL), checking every file
+against its manifest, and installing it; what arrived is kept for the next try to resume."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from photosearch import modelpack
+from photosearch.acquire.disk import DOWNLOADS, _same_disk, check_space
+from photosearch.acquire.locations import _Hub, _key, parse_source
+from photosearch.acquire.progress import ProgressFn, _Reporter
+from photosearch.acquire.transfer import _fetch, _translated
+from photosearch.acquire.zips import import_zip
+from photosearch.errors import PackError
+
+if TYPE_CHECKING:
+    from photosearch.library import Library
+
+log = logging.getLogger(__name__)
+
+
+def download_pack(
+    library: Library,
+    source: str,
+    *,
+    revision: str | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    activate: bool | None = None,
+    replace: bool = False,
+) -> modelpack.ModelPack:
+    """Download an exported pack (``owner/name[@revision]`` on a hub, a folder URL, or a zip
+    URL), check every file and install it; returns the installed pack.
+
+    Cancelled (``cancel`` set) or broken off, what arrived is kept under the cache's
+    ``downloads`` folder and the next call resumes it. Nothing is installed unless every file
+    matches the manifest's sha256.
+    """
+    where, is_zip = parse_source(source, revision)
+    reporter = _Reporter(progress, cancel)
+    downloads = library.paths.cache / DOWNLOADS
+    if is_zip:
+        name = unquote(PurePosixPath(urlparse(source).path).name)  # quoted again per request
+        work = downloads / _key(name, source)
+        reporter.stage("download", f"asking {where.label} for {name}")
+        with _translated(where, name):
+            meta = where.head(name)
+        reporter.total = meta.size
+        have = sum(p.stat().st_size for p in work.glob(f".{name}.*.part"))
+        check_space({downloads: (meta.size or 0) - have})
+        reporter.stage("download", f"downloading {name}")
+        zipped = _fetch(where, name, work / name, reporter, meta)
+        try:
+            return import_zip(
+                library,
+                zipped,
+                activate=activate,
+                replace=replace,
+                progress=progress,
+                cancel=cancel,
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    work = downloads / where.key()
+    reporter.stage("download", f"reading the manifest of {where.label}")
+    with _translated(where, modelpack.MANIFEST):
+        meta = where.head(modelpack.MANIFEST)
+    if isinstance(where, _Hub) and meta.commit:
+        where = where.pinned(meta.commit)
+    fresh = work / ".manifest.new"
+    _fetch(where, modelpack.MANIFEST, fresh, reporter, meta)
+    reporter.done = 0
+    if (work / modelpack.MANIFEST).exists() and (
+        (work / modelpack.MANIFEST).read_bytes() != fresh.read_bytes()
+    ):
+        log.info("%s changed since the last try: starting afresh", where.label)
+        for f in work.iterdir():
+            if f != fresh:
+                f.unlink()
+    os.replace(fresh, work / modelpack.MANIFEST)
+    try:
+        manifest = modelpack.read_manifest(work)
+    except PackError as e:
+        shutil.rmtree(work, ignore_errors=True)
+        raise PackError(f"{where.label} cannot be installed: {e}") from e
+    dest = library.pack_folder(str(manifest["name"]))
+    if dest.exists() and not replace:
+        shutil.rmtree(work, ignore_errors=True)
+        raise PackError(
+            f"a pack named {dest.name!r} is already installed; pass --replace to replace it "
+            "(photos encoded with it will be encoded again)"
+        )
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    total = sum(int(e["size"]) for e in files.values())
+    done = {
+        n: (work / n).is_file() and (work / n).stat().st_size == e["size"] for n, e in files.items()
+    }
+    have = sum(p.stat().st_size for p in work.glob(".*.part"))
+    have += sum(int(files[n]["size"]) for n, ok in done.items() if ok)
+    needs = {downloads: total - have}
+    if not _same_disk(downloads, library.paths.models):
+        needs[library.paths.models] = total
+    check_space(needs)
+    reporter.total = total
+    for name, entry in files.items():
+        target = work / name
+        if done[name]:  # from an earlier run: the right size, and the right content?
+            reporter.stage("verify", f"checking {name} (downloaded before)")
+            if modelpack.sha256_file(target) == entry["sha256"]:
+                reporter.add(int(entry["size"]), fresh=False)
+                continue
+            target.unlink()  # cut off before it was checked: fetch it anew
+        reporter.stage("download", f"downloading {name}")
+        _fetch(where, name, target, reporter, sha256=entry["sha256"])
+    reporter.stage("install", f"installing {manifest['name']}")
+    pack = library.import_pack(work, activate=activate, replace=replace, move=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return pack
