@@ -215,3 +215,114 @@ class IndexStore:
 
     def remove(self, pack_id: str) -> None:
         self.path(pack_id).unlink(missing_ok=True)
+
+
+class ModelSlot:
+    """The library's one place for its active models: looked up, made and replaced as one set
+    under one lock (a query sees the old set or the new one, never a mix), together with
+    whether the active index holds commits its file does not yet (a writer saves it)."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        load_pack: Callable[[], modelpack.ModelPack],
+        open_reranker: Callable[[modelpack.ModelPack], Reranker],
+        *,
+        device: str,
+        threads: int | None,
+    ):
+        self.store = store
+        self.lock = threading.RLock()
+        self._load_pack = load_pack
+        self._open_reranker = open_reranker
+        self._device = device
+        self._threads = threads
+        self._models: ActiveModels | None = None
+        self._dirty = False
+
+    @property
+    def loaded(self) -> ActiveModels | None:
+        """The active set if one is made, without making it."""
+        return self._models
+
+    def current(self) -> ActiveModels:
+        """The active set, made from the active pack on first use."""
+        with self.lock:
+            if self._models is None:
+                self._models = self.assemble(self._load_pack())
+            return self._models
+
+    def assemble(
+        self,
+        pack: modelpack.ModelPack,
+        image_encoder: ImageEncoder | None = None,
+        index: VectorIndex | None = None,
+    ) -> ActiveModels:
+        """A set for ``pack`` (not published), taking what is already at hand as loaded."""
+        return ActiveModels.build(
+            pack,
+            device=self._device,
+            threads=self._threads,
+            load_index=self._load_index,
+            open_reranker=self._open_reranker,
+            image_encoder=image_encoder,
+            index=index,
+        )
+
+    def publish(self, models: ActiveModels | None, *, saved: bool = False) -> None:
+        """Replace the active set in one step (None: make it again on next use); the old set's
+        reranker is closed unless the new set shares it. ``saved``: the new set's index is
+        what its file holds."""
+        with self.lock:
+            old, self._models = self._models, models
+            if saved or models is None or old is None or models.pack is not old.pack:
+                self._dirty = False
+        if old is not None and (models is None or models._reranker is not old._reranker):
+            old.close()
+
+    def follow(self, chosen: str | None, generation: int) -> None:
+        """A reader's view keeps up with a writer elsewhere: a pack switch it completed
+        (``chosen`` names another pack) drops the set, vectors it committed since the index was
+        loaded (the catalog's ``generation`` moved on) reload the index."""
+        with self.lock:
+            models = self._models
+            if models is None:
+                return
+            if chosen not in (None, models.pack.path.name):
+                self.publish(None)
+                return
+            loaded = models.loaded_index
+            if loaded is not None and loaded.generation != generation:
+                self.publish(models.with_index(None))
+
+    def reopen_reranker(self) -> None:
+        """Open the reranker again on next use (its cache was resized)."""
+        with self.lock:
+            if self._models is not None:
+                self._models = self._models.with_new_reranker()
+
+    def changed(self) -> None:
+        """The active index was changed in memory (and the catalog with it)."""
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write the active index if it holds commits its file does not (a writer only)."""
+        models = self._models
+        index = models.loaded_index if models is not None else None
+        if self.store.writer and index is not None and self._dirty:
+            self.store.save(index, models.pack)  # type: ignore[union-attr]
+            self._dirty = False
+
+    def save_or_defer(self) -> None:
+        """:meth:`save`, where failing to write (a full disk) is no reason to fail: the catalog
+        holds every vector, and the next save, or the next open, writes the index."""
+        try:
+            self.save()
+        except OSError as e:
+            log.warning("the vector index could not be saved (%s); it is rebuilt next time", e)
+
+    def _load_index(self, pack: modelpack.ModelPack) -> VectorIndex:
+        index, saved = self.store.load(pack)
+        if not saved:
+            self._dirty = True
+        return index

@@ -26,19 +26,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from photosearch import config, imaging, modelpack, scanner
-from photosearch.active import ActiveModels, IndexStore
-from photosearch.catalog import Catalog, Filters, Folder
+from photosearch import config, health, imaging, modelpack, scanner
+from photosearch.active import ActiveModels, IndexStore, ModelSlot
+from photosearch.catalog import Catalog, Folder
 from photosearch.encoders import ImageEncoder, TextEncoder
 from photosearch.errors import PackError, PhotosearchError
 from photosearch.indexer import IndexControl, Progress
 from photosearch.lock import DataDirLock, LibraryLockedError
 from photosearch.packs import NoModelError, PackShelf
 from photosearch.rerank import CACHE_FILE, Reranker, TokenCache
-from photosearch.runs import IndexRunReport, RunOptions, SwitchReport, encode_for, left_to_switch
+from photosearch.runs import (
+    IndexRunReport,
+    RunOptions,
+    SwitchReport,
+    encode_for,
+    encode_for_switch,
+    precompute_tokens,
+)
 from photosearch.search import DEFAULT_BETA, Query, Results, Searcher
 from photosearch.settings import SETTINGS
-from photosearch.vectors import IndexFileError, VectorIndex
+from photosearch.vectors import VectorIndex
 
 if TYPE_CHECKING:
     from photosearch.watcher import Watcher, WatchEvent
@@ -99,14 +106,18 @@ class Library:
                 log.warning("model packs: could not clean up after an interrupted install: %s", e)
         self.packs = PackShelf(self.paths.models, self.catalog)
         self.store = IndexStore(self.catalog, self.paths.data, writer=writer)
-        # _job: one mutating job at a time (index, scan, remove, switch pack); searches run
-        # beside it. _swap: the active models are looked up, made and replaced under it.
+        self.active = ModelSlot(
+            self.store,
+            self.packs.load_active,
+            self._open_reranker,
+            device=device,
+            threads=threads,
+        )
+        # One mutating job at a time (index, scan, remove, switch pack); searches run beside it.
         self._job = threading.RLock()
-        self._swap = threading.RLock()
-        self._active: ActiveModels | None = None
-        self._index_dirty = False  # the active index holds commits its file does not
         self._control: IndexControl | None = None
         self._watchers: list[Watcher] = []
+        self._watchers_lock = threading.Lock()
         self.searcher = Searcher(self)
 
     def __enter__(self) -> Library:
@@ -124,9 +135,9 @@ class Library:
             self._control.cancel()
         try:
             with self._job:
-                self._save_or_defer()
+                self.active.save_or_defer()
         finally:
-            self._publish(None)
+            self.active.publish(None)
             self.catalog.close()
             self._lock.release()
 
@@ -180,9 +191,9 @@ class Library:
         self._writing("installing a model pack")
         src, dest = self.packs.checked_source(Path(source), replace=replace)
         with self._job:
-            active = self._active
+            active = self.active.loaded
             if (active is not None and active.pack.path == dest) or self.pending_pack == dest.name:
-                self._publish(None)  # replacing what is in use
+                self.active.publish(None)  # replacing what is in use
             pack = self.packs.install(src, dest, move=move)
         if activate or (activate is None and self.packs.chosen is None):
             self.use_pack(dest.name)
@@ -215,7 +226,7 @@ class Library:
                 return False
             self.save_index()
             self.packs.choose(name)
-            self._publish(None)
+            self.active.publish(None)
             return True
 
     def remove_pack(self, name: str, *, force: bool = False) -> None:
@@ -231,74 +242,25 @@ class Library:
             was_active = name == self.packs.active_name()
             pack_id = self.packs.uninstall(name)
             if was_active:
-                self._publish(None)
+                self.active.publish(None)
             if pack_id is not None:
                 self.catalog.drop_vectors(pack_id)
                 self.store.remove(pack_id)
 
-    # -- the active models (loaded on first use, replaced as one) ---------------------------
+    # -- the active models (loaded on first use, replaced as one: see ModelSlot) -----------
 
     def models(self) -> ActiveModels:
         """The active pack with its encoders, vector index and reranker, taken together: a
         query uses one consistent set even if a pack switch swaps them while it runs."""
-        with self._swap:
-            if not self.writer:
-                self._follow_writer()
-            return self._current()
+        if not self.writer:
+            self.active.follow(self.packs.chosen, self.catalog.generation())
+        return self.active.current()
 
     def _current(self) -> ActiveModels:
-        with self._swap:
-            if self._active is None:
-                self._active = self._assemble(self.packs.load_active())
-            return self._active
-
-    def _assemble(
-        self,
-        pack: modelpack.ModelPack,
-        image_encoder: ImageEncoder | None = None,
-        index: VectorIndex | None = None,
-    ) -> ActiveModels:
-        return ActiveModels.build(
-            pack,
-            device=self.device,
-            threads=self.threads,
-            load_index=self._load_active_index,
-            open_reranker=self._open_reranker,
-            image_encoder=image_encoder,
-            index=index,
-        )
-
-    def _publish(self, models: ActiveModels | None) -> None:
-        """Replace the active set in one step (None: load it again on next use); the old
-        set's reranker is closed unless the new set shares it."""
-        with self._swap:
-            old, self._active = self._active, models
-            if models is None or old is None or models.pack is not old.pack:
-                self._index_dirty = False
-        if old is not None and (models is None or models._reranker is not old._reranker):
-            old.close()
+        return self.active.current()
 
     def _forget_models(self) -> None:
-        self._publish(None)
-
-    def _follow_writer(self) -> None:
-        """A reader's view keeps up with a writer elsewhere: a pack switch it completed drops
-        the models, vectors it committed since the index was loaded reload the index."""
-        active = self._active
-        if active is None:
-            return
-        if self.packs.chosen not in (None, active.pack.path.name):
-            self._publish(None)
-            return
-        loaded = active.loaded_index
-        if loaded is not None and loaded.generation != self.catalog.generation():
-            self._publish(active.with_index(None))
-
-    def _load_active_index(self, pack: modelpack.ModelPack) -> VectorIndex:
-        index, saved = self.store.load(pack)
-        if not saved:
-            self._index_dirty = True
-        return index
+        self.active.publish(None)
 
     def _open_reranker(self, pack: modelpack.ModelPack) -> Reranker:
         cache = TokenCache(
@@ -308,7 +270,7 @@ class Library:
 
     def image_encoder_for(self, pack: modelpack.ModelPack) -> ImageEncoder:
         """The image encoder of ``pack``: the loaded one when it is the active pack."""
-        active = self._active
+        active = self.active.loaded
         if active is not None and active.pack is pack:
             return active.image_encoder
         return ImageEncoder(pack, device=self.device, threads=self.threads)
@@ -353,23 +315,7 @@ class Library:
 
     def save_index(self) -> None:
         """Write the active index if it holds commits its file does not (a writer only)."""
-        active = self._active
-        index = active.loaded_index if active is not None else None
-        if self.writer and index is not None and self._index_dirty:
-            self.store.save(index, active.pack)  # type: ignore[union-attr]
-            self._index_dirty = False
-
-    def _changed_index(self) -> None:
-        """The active index was changed in memory (and the catalog with it)."""
-        self._index_dirty = True
-
-    def _save_or_defer(self) -> None:
-        """:meth:`save_index`, where failing to write (a full disk) is no reason to fail: the
-        catalog holds every vector, and the next save, or the next open, writes the index."""
-        try:
-            self.save_index()
-        except OSError as e:
-            log.warning("the vector index could not be saved (%s); it is rebuilt next time", e)
+        self.active.save()
 
     def rebuild_index(self) -> int:
         self._writing("rebuilding the vector index")
@@ -377,8 +323,7 @@ class Library:
             active = self._current()
             index = self.store.rebuild(active.pack)
             self.store.save(index, active.pack)
-            self._publish(active.with_index(index))
-            self._index_dirty = False
+            self.active.publish(active.with_index(index), saved=True)
             return len(index)
 
     # -- folders ---------------------------------------------------------------------------
@@ -414,7 +359,7 @@ class Library:
             ids = self.catalog.remove_folder(rec.id)
             if ids and self._has_pack():
                 self.index.remove(np.array(ids, np.int64))
-                self._changed_index()
+                self.active.changed()
                 self.save_index()
         return len(ids)
 
@@ -422,10 +367,7 @@ class Library:
         return self.catalog.folders()
 
     def _has_pack(self) -> bool:
-        try:
-            return self.pack is not None
-        except NoModelError:
-            return False
+        return health.has_pack(self)
 
     # -- indexing --------------------------------------------------------------------------
 
@@ -452,7 +394,7 @@ class Library:
             stale = scanner.apply(self.catalog, report)
             if stale and index is not None:
                 index.remove(np.array(stale, np.int64))
-                self._changed_index()
+                self.active.changed()
                 self.save_index()
             return report
 
@@ -504,7 +446,7 @@ class Library:
                 index,
                 active.image_encoder,
                 options,
-                on_commit=self._changed_index,
+                on_commit=self.active.changed,
                 checkpoint=self.save_index,
             )
             if index.needs_rebuild():  # outgrew its kind (flat → IVF) or its training
@@ -529,28 +471,17 @@ class Library:
             log.warning("cannot switch to the model pack %r: %s", name, e)
             self.packs.set_pending(None)
             return SwitchReport(name, None, False, f"the switch to {name!r} was dropped: {e}")
-        index, _ = self.store.load(target)
-        run = encode_for(
-            self.catalog,
-            target,
-            index,
-            encoder,
-            options,
-            checkpoint=lambda: self.store.save(index, target),
-        )
-        if index.needs_rebuild():
-            index = self.store.rebuild(target)
-        self.store.save(index, target)
-        if run.cancelled or left_to_switch(self.catalog, target, run):
-            active = self._active
+        run, index, done = encode_for_switch(self.catalog, self.store, target, encoder, options)
+        if not done:
+            active = self.active.loaded
             if active is not None and active.loaded_index is not None:
                 # still exact for its pack: spare the next open a rebuild
                 self.store.save(active.loaded_index, active.pack)
             return SwitchReport(name, run, False)
         self.save_index()
-        with self._swap:  # one step: a query sees the old set or the new one, never a mix
+        with self.active.lock:  # one step: a query sees the old set or the new one, never a mix
             self.packs.choose(name)
-            self._publish(self._assemble(target, image_encoder=encoder, index=index))
+            self.active.publish(self.active.assemble(target, image_encoder=encoder, index=index))
         return SwitchReport(name, run, True)
 
     def watch(
@@ -564,7 +495,7 @@ class Library:
         self._writing("watching its folders")
         watcher = Watcher(self, on_event, **options)
         watcher.start()
-        with self._swap:  # the library keeps its watchers, to stop them when it closes
+        with self._watchers_lock:  # the library keeps its watchers, to stop them on close
             self._watchers = [w for w in self._watchers if w.running] + [watcher]
         return watcher
 
@@ -602,38 +533,17 @@ class Library:
         else:
             self.catalog.set_setting(name, value)
         if name.startswith("rerank_cache"):
-            with self._swap:  # the cache is opened with its size
-                if self._active is not None:
-                    self._active = self._active.with_new_reranker()
+            self.active.reopen_reranker()  # the cache is opened with its size
         return self.setting(name)
 
     def precompute_rerank_tokens(self, control: IndexControl | None = None) -> int:
         """Compute the reranker's image tokens of indexed photos not yet in its cache (the
-        ``rerank_precompute`` setting runs this after indexing); returns how many.
-
-        The newest photos first, and only as many as the cache holds: filling it past its
-        bound would only evict the tokens of recent searches.
-        """
+        ``rerank_precompute`` setting runs this after indexing; see
+        :func:`runs.precompute_tokens`); returns how many."""
         reranker, _ = self.reranker_or_reason()
-        if reranker is None or reranker.cache is None:
+        if reranker is None:
             return 0
-        spec = reranker.spec
-        per_photo = spec.tokens * spec.token_dim * 2  # float16
-        room = max(0, reranker.cache.max_bytes // per_photo)
-        ids = self.catalog.filtered_ids(self.pack.id, Filters())[::-1][:room].tolist()
-        cancel = control.cancel_event if control is not None else None
-        done = 0
-        try:
-            for start in range(0, len(ids), 256):
-                if cancel is not None and cancel.is_set():
-                    break
-                if control is not None:
-                    control.wait_while_paused()
-                photos = list(self.catalog.details(ids[start : start + 256]).values())
-                done += reranker.precompute([p for p in photos if p.online], cancel)
-        except (PhotosearchError, OSError, MemoryError) as e:  # indexing itself succeeded
-            log.warning("precomputing reranker tokens stopped: %s", e)
-        return done
+        return precompute_tokens(reranker, self.catalog, self.pack.id, control)
 
     # -- what the catalog says, for the faces ------------------------------------------------
 
@@ -652,78 +562,12 @@ class Library:
     # -- health ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"home": str(self.paths.data.parent)}
-        try:
-            pack = self.pack
-            # Loaded and run once: a pack whose checksums match can still hold an encoder
-            # that does not load or does not fit its manifest.
-            self.text_encoder.encode("a photo")
-        except PhotosearchError as e:
-            out["model"] = None
-            out["model_problem"] = str(e)
-            out.update(self.catalog.counts())
-        else:
-            out["model"] = {
-                "name": pack.name,
-                "id": pack.id,
-                "source": pack.manifest["source"].get("model"),
-            }
-            out.update(self.catalog.counts(pack.id))
-            out["execution_provider"] = self.text_encoder.providers[0]
-            out["device"] = self.text_encoder.device
-        if self.pending_pack:
-            out["switching_to"] = self._switch_status(self.pending_pack)
-        out["folders"] = [
-            {"path": str(f.path), "state": f.state, "last_scan": f.last_scan}
-            for f in self.catalog.folders()
-        ]
-        out["error_list"] = [{"path": str(p), "reason": r} for p, r, _ in self.catalog.errors()]
-        return out
-
-    def _switch_status(self, name: str) -> dict[str, Any]:
-        try:
-            target = modelpack.described(self.paths.models / name)
-        except PackError as e:
-            return {"name": name, "problem": str(e)}
-        counts = self.catalog.counts(target.id)
-        return {"name": name, "encoded": counts["indexed"], "pending": counts["pending"]}
+        """The library at a glance (see :func:`health.status`)."""
+        return health.status(self)
 
     def doctor(self, *, repair: bool = False) -> list[str]:
-        """Check catalog ↔ index ↔ disk; returns the problems found (after repair, if asked).
-
-        Beside a writer (a reader's check while indexing runs elsewhere) an index file that
-        lags the catalog is expected: the writer saves it at checkpoints, and any reader
-        serves the committed vectors meanwhile."""
+        """Check catalog ↔ index ↔ disk (see :func:`health.doctor`); returns the problems found
+        (after repair, if asked)."""
         if repair:
             self._writing("doctor --repair")
-        problems = self.catalog.integrity_check()
-        if self._has_pack():
-            problems += self._index_file_problems()
-        missing = [
-            f"{p.path}"
-            for f in self.catalog.folders()
-            if f.state == "ok"
-            for p in self.catalog.photos_in(f.id).values()
-            if not p.path.exists()
-        ]
-        if missing:
-            problems.append(f"{len(missing)} photos are gone from disk (e.g. {missing[0]})")
-        if repair and problems:
-            if self._has_pack():
-                self.rebuild_index()
-            if missing:
-                self.scan()
-                self.save_index()
-            return self.doctor(repair=False)
-        return problems
-
-    def _index_file_problems(self) -> list[str]:
-        want = self.catalog.vector_ids(self.pack.id)
-        try:
-            on_disk = VectorIndex.load(self.index_path, dim=self.pack.embedding_dim)
-        except IndexFileError as e:
-            return [f"vector index: {e}"]
-        lagging = on_disk.generation < self.catalog.generation()
-        if not on_disk.matches(want) and not (lagging and self.writer_elsewhere()):
-            return [f"vector index holds {len(on_disk)} vectors, the catalog {len(want)}"]
-        return []
+        return health.doctor(self, repair=repair)

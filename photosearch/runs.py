@@ -7,17 +7,23 @@ pack being switched to while the active one keeps serving searches.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from photosearch import modelpack
-from photosearch.catalog import Catalog
+from photosearch.active import IndexStore
+from photosearch.catalog import Catalog, Filters
 from photosearch.encoders import ImageEncoder
+from photosearch.errors import PhotosearchError
 from photosearch.indexer import IndexControl, Indexer, IndexReport, Progress
+from photosearch.rerank import Reranker
 from photosearch.scanner import ScanReport
 from photosearch.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -108,3 +114,50 @@ def left_to_switch(catalog: Catalog, pack: modelpack.ModelPack, run: IndexReport
     with any pack."""
     failed = {str(path) for path, _why in run.errors}
     return sum(1 for p in catalog.pending(pack.id) if str(p.path) not in failed)
+
+
+def encode_for_switch(
+    catalog: Catalog,
+    store: IndexStore,
+    target: modelpack.ModelPack,
+    encoder: ImageEncoder,
+    options: RunOptions,
+) -> tuple[IndexReport, VectorIndex, bool]:
+    """Encode the photos ``target`` (the pack being switched to) has no vector for into its
+    own index, saved as it goes; returns the run, the index, and whether none is left."""
+    index, _ = store.load(target)
+    run = encode_for(
+        catalog, target, index, encoder, options, checkpoint=lambda: store.save(index, target)
+    )
+    if index.needs_rebuild():
+        index = store.rebuild(target)
+    store.save(index, target)
+    done = not run.cancelled and not left_to_switch(catalog, target, run)
+    return run, index, done
+
+
+def precompute_tokens(
+    reranker: Reranker, catalog: Catalog, pack_id: str, control: IndexControl | None = None
+) -> int:
+    """Compute the reranker's image tokens of indexed photos not yet in its cache; returns how
+    many. The newest photos first, and only as many as the cache holds: filling it past its
+    bound would only evict the tokens of recent searches."""
+    if reranker.cache is None:
+        return 0
+    spec = reranker.spec
+    per_photo = spec.tokens * spec.token_dim * 2  # float16
+    room = max(0, reranker.cache.max_bytes // per_photo)
+    ids = catalog.filtered_ids(pack_id, Filters())[::-1][:room].tolist()
+    cancel = control.cancel_event if control is not None else None
+    done = 0
+    try:
+        for start in range(0, len(ids), 256):
+            if cancel is not None and cancel.is_set():
+                break
+            if control is not None:
+                control.wait_while_paused()
+            photos = list(catalog.details(ids[start : start + 256]).values())
+            done += reranker.precompute([p for p in photos if p.online], cancel)
+    except (PhotosearchError, OSError, MemoryError) as e:  # indexing itself succeeded
+        log.warning("precomputing reranker tokens stopped: %s", e)
+    return done

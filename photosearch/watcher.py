@@ -10,10 +10,8 @@ folder is rescanned now and then, because watchers miss events.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -29,6 +27,7 @@ from photosearch.errors import PhotosearchError
 from photosearch.imaging import SUPPORTED_EXTENSIONS
 from photosearch.indexer import IndexControl, Progress
 from photosearch.scanner import FileEntry, is_hidden
+from photosearch.watch_fs import Watches, WriteLog, describe_watch_error
 
 try:  # Linux only: the one observer that reports when a file written to is closed
     from watchdog.observers.inotify import InotifyObserver
@@ -66,80 +65,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-# -- file system events ------------------------------------------------------------------------
-
-
-def _event_types(*names: str) -> list[type]:
-    # watchdog added some event types over its versions; ask only for those it has.
-    return [getattr(wd_events, n) for n in names if hasattr(wd_events, n)]
-
-
-# What reaches us: never opens or reads (the indexer's own reads would wake the watcher).
-_FOLDER_EVENTS = _event_types(
-    "FileCreatedEvent",
-    "FileModifiedEvent",
-    "FileAttribEvent",
-    "FileDeletedEvent",
-    "FileMovedEvent",
-    "FileClosedEvent",
-    "DirCreatedEvent",
-    "DirDeletedEvent",
-    "DirMovedEvent",
-)
-# On a library folder's parent: the folder itself appearing, disappearing or renamed (a watch
-# on the folder follows its inode wherever it goes, and says nothing when it leaves).
-_PARENT_EVENTS = _event_types("DirCreatedEvent", "DirDeletedEvent", "DirMovedEvent")
-
-# File systems whose changes made elsewhere (another machine, the Windows side of WSL) never
-# reach inotify: polled instead.
-NETWORK_FILE_SYSTEMS = frozenset(
-    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "drvfs", "ceph", "glusterfs"}
-    | {"lustre", "gpfs", "davfs", "fuse.sshfs", "fuse.rclone", "fuse.s3fs", "fuse.davfs2"}
-    | {"fuse.glusterfs", "fuse.gvfsd-fuse"}
-)
-
-
-def network_file_system(path: Path) -> str | None:
-    """The type of the network file system ``path`` is on (Linux), else None."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text()
-    except OSError:
-        return None
-    best, kind = "", ""
-    p = str(path)
-    for line in mounts.splitlines():
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), parts[1])
-        inside = p == mount or p.startswith(mount.rstrip("/") + "/")
-        if inside and len(mount) >= len(best):
-            best, kind = mount, parts[2]
-    return kind if kind in NETWORK_FILE_SYSTEMS else None
-
-
-def describe_watch_error(e: BaseException) -> str:
-    """Why a folder cannot be watched, in words a person can act on."""
-    code = getattr(e, "errno", None)
-    if code == errno.ENOSPC:
-        return (
-            "the system's limit on watched folders is reached; raise it with "
-            "`sudo sysctl fs.inotify.max_user_watches=524288`"
-        )
-    if code == errno.EMFILE:
-        return (
-            "the system's limit on folder watchers is reached; raise it with "
-            "`sudo sysctl fs.inotify.max_user_instances=1024`"
-        )
-    if code in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    if code == errno.ENOENT:
-        return "folder not found"
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-
-
 class _Handler(wd_events.FileSystemEventHandler):
     def __init__(self, watcher: Watcher):
         self._watcher = watcher
@@ -158,16 +83,6 @@ class _Dirty:
     first: float
     last: float
     not_before: float = 0.0
-
-
-@dataclass
-class _Writing:
-    """A file that may still be being written."""
-
-    touched: float = 0.0  # the last write event (monotonic); 0 if none was seen
-    closed: bool | None = None  # closed after its last write; None: unknown (no events)
-    signature: tuple[int, int, int] | None = None  # size, mtime, ctime at the last check
-    changed_at: float = 0.0  # when the signature last changed (monotonic)
 
 
 _STOP = object()  # the worker's "no more work"
@@ -233,8 +148,6 @@ class Watcher:
         self.progress = progress
         self.debounce = debounce
         self.max_delay = max(max_delay, debounce)
-        self.settle = settle
-        self.open_write_timeout = open_write_timeout
         self.poll_interval = float(
             poll_interval if poll_interval is not None else library.setting("watch_poll_seconds")
         )
@@ -254,22 +167,18 @@ class Watcher:
         # lock and take a running thread for finished, so the library would close under it.
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self._observer: Any = None
-        self._no_observer: str | None = None
-        self._close_events = False
         self._handler = _Handler(self)
+        self._watches = Watches(None, self._handler, None)
         self._control: IndexControl | None = None
         self._paused = False
         # Shared with the observer's threads (under _cond):
         self._roots: tuple[tuple[str, Path], ...] = ()
         self._dirty: dict[Path, _Dirty] = {}
-        self._writing: dict[str, _Writing] = {}
+        self._writes = WriteLog(settle=settle, open_write_timeout=open_write_timeout)
         self._rewatch: set[Path] = set()
         self._next_poll = 0.0
         self._next_rescan = 0.0
         # The worker's own:
-        self._watches: dict[Path, Any] = {}
-        self._parents: dict[Path, Any] = {}
         self._polled: dict[Path, str] = {}
         self._offline: set[Path] = set()
         self._states: dict[Path, str] = {}
@@ -291,11 +200,12 @@ class Watcher:
             observer = Observer()
             observer.start()
         except Exception as e:  # no inotify instance left, an unsupported platform, …
-            self._no_observer = describe_watch_error(e)
-            log.warning("cannot watch folders for changes: %s", self._no_observer)
+            reason = describe_watch_error(e)
+            log.warning("cannot watch folders for changes: %s", reason)
+            self._watches = Watches(None, self._handler, reason)
         else:
-            self._observer = observer
-            self._close_events = InotifyObserver is not None and isinstance(
+            self._watches = Watches(observer, self._handler, None)
+            self._writes.close_events = InotifyObserver is not None and isinstance(
                 observer, InotifyObserver
             )
         self._thread = threading.Thread(target=self._run, name="photosearch-watcher", daemon=True)
@@ -314,7 +224,7 @@ class Watcher:
         if thread is not None and thread is not threading.current_thread():
             self._done.wait()
             thread.join()
-        observer, self._observer = self._observer, None
+        observer, self._watches.observer = self._watches.observer, None
         if observer is not None:
             observer.stop()
             observer.join()
@@ -409,62 +319,20 @@ class Watcher:
             if not touched:
                 return
             if not event.is_directory:
-                self._track_write(kind, src, dest, now)
+                self._writes.record(kind, src, dest, now)
             self._cond.notify_all()
-
-    def _track_write(self, kind: str, src: str, dest: str, now: float) -> None:
-        if kind == wd_events.EVENT_TYPE_MODIFIED:  # written to, and open until a close event
-            w = self._writing.setdefault(src, _Writing())
-            w.touched, w.closed = now, False
-        elif kind == wd_events.EVENT_TYPE_CREATED:  # also a link, or a file moved in from afar
-            self._writing.setdefault(src, _Writing()).touched = now
-        elif kind == wd_events.EVENT_TYPE_CLOSED:
-            w = self._writing.setdefault(src, _Writing(touched=now))
-            w.closed = True
-        elif kind == wd_events.EVENT_TYPE_DELETED:
-            self._writing.pop(src, None)
-        elif kind == wd_events.EVENT_TYPE_MOVED:
-            w = self._writing.pop(src, None)
-            if w is not None and dest:
-                self._writing[dest] = w
 
     # -- deciding whether a file is complete (called by the scan) -------------------------
 
     def _defer(self, entry: FileEntry) -> bool:
-        """True while a new or changed file may still be being written.
-
-        Evidence, best first: a close event after the last write (complete); a write event
-        with no close yet (still open, where closes are reported); else the file's own
-        modification time: a file written in the last ``settle`` seconds, or dated in the
-        future, waits until it has not changed for that long. Renamed and moved files keep
-        their old modification time, so they are never held back.
-        """
+        """True while a new or changed file may still be being written (the scan leaves it
+        for a later pass): see :meth:`WriteLog.incomplete`."""
         try:
             st = os.stat(entry.path)
         except OSError:
             return False  # gone or unreadable: the scan and the indexer say what is wrong
-        now = time.monotonic()
-        signature = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        key = str(entry.path)
         with self._cond:
-            w = self._writing.get(key)
-            if w is not None and w.closed:
-                del self._writing[key]
-                return False
-            if w is None or w.closed is None:
-                if time.time() - st.st_mtime >= self.settle:
-                    self._writing.pop(key, None)
-                    return False
-                w = self._writing.setdefault(key, _Writing())
-                wait = self.settle
-            elif self._close_events:
-                wait = self.open_write_timeout  # written to, not closed yet
-            else:
-                wait = self.settle
-            if signature != w.signature:
-                w.signature, w.changed_at = signature, now
-            if now - max(w.changed_at, w.touched) >= wait:
-                del self._writing[key]
+            if not self._writes.incomplete(entry.path, st):
                 return False
         self._deferred.append(entry.path)
         return True
@@ -532,14 +400,9 @@ class Watcher:
         return _STOP
 
     def _dead_watches(self) -> set[Path]:
-        """Folders whose live watch stopped on its own (an error in the observer's thread)."""
-        observer = self._observer
-        if observer is None or not self._watches:
-            return set()
-        alive = {e.watch for e in observer.emitters if e.is_alive()}
-        dead = {p for p, w in self._watches.items() if w not in alive}
-        for p in dead:
-            self._rewatch.add(p)
+        """Folders whose live watch stopped on its own; they are watched anew."""
+        dead = self._watches.dead()
+        self._rewatch |= dead
         return dead
 
     def _redirty(self, roots: Iterable[Path], delay: float) -> None:
@@ -554,40 +417,67 @@ class Watcher:
         fresh = self._sync_watches(retry=folders is None)
         if folders is not None:
             folders = sorted(set(folders) | fresh)
+        started = time.monotonic()
+        report = self._index(folders)
+        if report is None:
+            return
+        self.runs += 1
+        self._report(report, folders)
+        if report.run.cancelled:  # stopping
+            return
+        self._forget_settled(folders, started)
+        if self._deferred:
+            deferred_roots = {found[1] for p in self._deferred if (found := self._root_of(str(p)))}
+            self._redirty(deferred_roots, max(self._writes.settle, self.debounce))
+        self._follow_states(initial=not self._ready)
+        if not self._ready:
+            self._ready = True
+            counts = self.library.counts()
+            self._emit(
+                Ready(
+                    photos=counts["photos"], folders=counts["folders"], waiting=len(self._deferred)
+                )
+            )
+
+    def _index(self, folders: list[Path] | None) -> IndexRunReport | None:
+        """Scan and index ``folders`` under a control that :meth:`stop` and :meth:`pause`
+        reach; None when stopping or when the pass failed (said, and tried again later)."""
         control = IndexControl()
         with self._cond:
             if self._stopping.is_set():
-                return
+                return None
             self._control = control
             if self._paused:
                 control.pause()
             self._deferred = []
-        started = time.monotonic()
         try:
-            report = self.library.index_photos(
+            return self.library.index_photos(
                 progress=self.progress,
                 control=control,
                 batch_size=self.batch_size,
                 folders=folders,
                 defer=self._defer,
             )
-        except Exception as e:  # never the end of watching: said, and tried again later
-            if self._stopping.is_set():
-                return
-            if isinstance(e, (PhotosearchError, sqlite3.Error, OSError)):
-                log.warning("watcher: indexing failed: %s", e)
-                reason = str(e)
-            else:
-                log.exception("watcher: indexing failed")
-                reason = f"unexpected error: {type(e).__name__}: {e}"
-            self._emit(IndexingFailed(reason, self.poll_interval))
-            roots = folders if folders is not None else [p for _, p in self._roots]
-            self._redirty(roots, self.poll_interval)
-            return
+        except Exception as e:  # never the end of watching
+            if not self._stopping.is_set():
+                self._failed(e, folders)
+            return None
         finally:
             with self._cond:
                 self._control = None
-        self.runs += 1
+
+    def _failed(self, e: Exception, folders: list[Path] | None) -> None:
+        if isinstance(e, (PhotosearchError, sqlite3.Error, OSError)):
+            log.warning("watcher: indexing failed: %s", e)
+            reason = str(e)
+        else:
+            log.exception("watcher: indexing failed")
+            reason = f"unexpected error: {type(e).__name__}: {e}"
+        self._emit(IndexingFailed(reason, self.poll_interval))
+        roots = folders if folders is not None else [p for _, p in self._roots]
+        self._redirty(roots, self.poll_interval)
+
+    def _report(self, report: IndexRunReport, folders: list[Path] | None) -> None:
         run = report.run
         if run.indexed or run.failed or report.moved or report.removed:
             self._emit(
@@ -602,23 +492,6 @@ class Watcher:
                     errors=tuple(run.errors),
                 )
             )
-        if run.cancelled:  # stopping
-            return
-        self._forget_settled(folders, started)
-        if self._deferred:
-            deferred_roots = {found[1] for p in self._deferred if (found := self._root_of(str(p)))}
-            self._redirty(deferred_roots, max(self.settle, self.debounce))
-        self._follow_states(initial=not self._ready)
-        if not self._ready:
-            self._ready = True
-            counts = self.library.counts()
-            self._emit(
-                Ready(
-                    photos=counts["photos"],
-                    folders=counts["folders"],
-                    waiting=len(self._deferred),
-                )
-            )
 
     def _all_roots(self) -> list[Path]:
         with self._cond:
@@ -627,14 +500,13 @@ class Watcher:
     def _forget_settled(self, folders: list[Path] | None, started: float) -> None:
         """Drop write records the pass has dealt with (kept: files it deferred, and any
         written to since it began)."""
-        deferred = {str(p) for p in self._deferred}
+
+        def dealt_with(key: str) -> bool:
+            found = self._root_of(key)
+            return found is None or folders is None or found[1] in folders
+
         with self._cond:
-            for key, w in list(self._writing.items()):
-                if key in deferred or w.touched >= started:
-                    continue
-                found = self._root_of(key)
-                if found is None or folders is None or found[1] in folders:
-                    del self._writing[key]
+            self._writes.forget(started, {str(p) for p in self._deferred}, dealt_with)
 
     def _follow_states(self, *, initial: bool) -> None:
         """Report folders that went offline or came back, and watch or unwatch them."""
@@ -671,20 +543,20 @@ class Watcher:
             )
             rewatch, self._rewatch = self._rewatch, set()
         for p in [p for p in self._watches if p not in current or p in rewatch]:
-            self._unwatch(p)
+            self._watches.unwatch(p)
         for p in [p for p in self._polled if p not in current]:
             del self._polled[p]
-        self._sync_parents({p.parent for p in current if p.parent != p})
+        self._watches.sync_parents({p.parent for p in current if p.parent != p})
         offline: set[Path] = set()
         for f in folders:
             if f.state == "offline" or not f.path.is_dir():
-                self._unwatch(f.path)
+                self._watches.unwatch(f.path)
                 self._polled.pop(f.path, None)  # when it is back, try watching it again
                 offline.add(f.path)
                 continue
             if f.path in self._watches or (f.path in self._polled and not retry):
                 continue
-            reason = self._watch(f.path)
+            reason = self._watches.watch(f.path)
             if reason is None:
                 self._polled.pop(f.path, None)
                 self._emit(WatchStarted(f.path))
@@ -695,48 +567,3 @@ class Watcher:
         with self._cond:
             self._offline = offline
         return fresh
-
-    def _watch(self, path: Path) -> str | None:
-        """Start a live watch on a folder; None, or why it cannot be watched."""
-        if self._observer is None:
-            return self._no_observer or "watching is stopped"
-        fs = network_file_system(path)
-        if fs is not None:
-            return f"a network file system ({fs}): changes made elsewhere are not reported"
-        if not os.access(path, os.R_OK | os.X_OK):
-            return "permission denied"
-        try:
-            watch = self._observer.schedule(
-                self._handler, str(path), recursive=True, event_filter=_FOLDER_EVENTS
-            )
-        except Exception as e:  # OSError (limits, permissions) or an unsupported file system
-            return describe_watch_error(e)
-        self._watches[path] = watch
-        return None
-
-    def _unwatch(self, path: Path) -> None:
-        watch = self._watches.pop(path, None)
-        if watch is not None and self._observer is not None:
-            try:
-                self._observer.unschedule(watch)
-            except Exception as e:  # already gone with its folder
-                log.debug("unwatching %s: %s", path, e)
-
-    def _sync_parents(self, wanted: set[Path]) -> None:
-        if self._observer is None:
-            return
-        for parent in [p for p in self._parents if p not in wanted]:
-            watch = self._parents.pop(parent)
-            if watch is not None:
-                try:
-                    self._observer.unschedule(watch)
-                except Exception as e:
-                    log.debug("unwatching %s: %s", parent, e)
-        for parent in wanted - set(self._parents):
-            try:
-                self._parents[parent] = self._observer.schedule(
-                    self._handler, str(parent), recursive=False, event_filter=_PARENT_EVENTS
-                )
-            except Exception as e:  # its folder is still polled while offline
-                log.debug("cannot watch %s: %s", parent, e)
-                self._parents[parent] = None
