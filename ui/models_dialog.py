@@ -94,6 +94,16 @@ class ModelsDialog(QDialog):
                 wordWrap=True,
             )
         )
+        self._build_choices(box)
+        self._build_progress(box)
+        self._build_buttons(box)
+        self._offer_what_this_installation_can()
+        self.mode.buttonToggled.connect(lambda *_: self._describe())
+        self.catalogue.currentIndexChanged.connect(lambda *_: self._describe())
+        self._describe()
+
+    def _build_choices(self, box: QVBoxLayout) -> None:
+        """Download (a repository or address) or prepare (a curated open_clip model)."""
         self.mode = QButtonGroup(self)
         self.download_choice = QRadioButton(self.tr("Download a ready pack"))
         self.prepare_choice = QRadioButton(self.tr("Prepare one from open_clip weights"))
@@ -109,12 +119,16 @@ class ModelsDialog(QDialog):
         box.addWidget(self.catalogue)
         self.about = QLabel(wordWrap=True)
         box.addWidget(self.about)
+
+    def _build_progress(self, box: QVBoxLayout) -> None:
         self.status = QLabel(wordWrap=True)
         box.addWidget(self.status)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setValue(0)
         box.addWidget(self.bar)
+
+    def _build_buttons(self, box: QVBoxLayout) -> None:
         row = QHBoxLayout()
         self.start_button = QPushButton(self.tr("Start"))
         self.start_button.setDefault(True)
@@ -130,6 +144,8 @@ class ModelsDialog(QDialog):
         close.rejected.connect(self.reject)
         box.addWidget(close)
 
+    def _offer_what_this_installation_can(self) -> None:
+        """Preparing needs the export tools: without them, only downloading is offered."""
         self.export_problem = acquire.export_extra_problem()
         if self.export_problem is not None:
             self.prepare_choice.setEnabled(False)
@@ -141,9 +157,6 @@ class ModelsDialog(QDialog):
             self.download_choice.setChecked(True)
         else:
             self.prepare_choice.setChecked(True)
-        self.mode.buttonToggled.connect(lambda *_: self._describe())
-        self.catalogue.currentIndexChanged.connect(lambda *_: self._describe())
-        self._describe()
 
     def _describe(self) -> None:
         preparing = self.prepare_choice.isChecked()
