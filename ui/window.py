@@ -5,25 +5,22 @@ The window holds an open :class:`~photosearch.library.Library` and never calls i
 thread: short engine calls go through :class:`Tasks`, searches through a
 :class:`~photosearch.search.LatestSearch`, indexing through the library's folder watcher.
 Their answers come back as queued signals. Closing the window stops all of them, then closes
-the library.
+the library. The result grid is a :class:`~photosearch.ui.grid.ResultGrid`; the dialogs and
+the viewer open through :class:`~photosearch.ui.window_dialogs.WindowDialogs`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
-    QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
-    QGuiApplication,
-    QImage,
     QKeySequence,
 )
 from PySide6.QtWidgets import (
@@ -31,7 +28,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListView,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -43,21 +39,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from photosearch.errors import PackError, PhotosearchError
+from photosearch.errors import PhotosearchError
 from photosearch.imaging import SUPPORTED_EXTENSIONS
-from photosearch.library import Library, NoModelError
+from photosearch.library import Library
 from photosearch.search import LatestSearch, Query, Result, Results
 from photosearch.ui import watch_words
 from photosearch.ui.filters import FilterBar
-from photosearch.ui.folders import FoldersDialog
-from photosearch.ui.indexing import IndexStatus, UnreadableDialog
-from photosearch.ui.results import ResultDelegate, ResultsModel
-from photosearch.ui.settings import SettingsDialog, SettingsValues
+from photosearch.ui.grid import ResultGrid
+from photosearch.ui.indexing import IndexStatus
+from photosearch.ui.library_info import LibraryInfo, gather_info
+from photosearch.ui.results import ResultsModel
 from photosearch.ui.state import State
 from photosearch.ui.tasks import Tasks
-from photosearch.ui.thumbnails import Thumbnails, trim_cache
-from photosearch.ui.viewer import Viewer
+from photosearch.ui.thumbnails import Thumbnails
 from photosearch.ui.welcome import WelcomeView
+from photosearch.ui.window_dialogs import WindowDialogs
 from photosearch.watcher import FolderOffline, FolderOnline, PhotosIndexed, Ready, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -67,40 +63,7 @@ DEFAULT_LIMIT = 1000
 ZOOM = (64, 320, 160)  # smallest, largest, default thumbnail side
 
 
-@dataclass
-class LibraryInfo:
-    """What the window shows about the library (gathered on a worker thread)."""
-
-    pack: str | None = None
-    problem: str | None = None
-    folders: list[Path] = field(default_factory=list)
-    photos: int = 0
-    indexed: int = 0
-    errors: int = 0
-    device: str | None = None
-    rerank_depth: int = 20
-
-
-def gather_info(library: Library) -> LibraryInfo:
-    info = LibraryInfo(folders=[f.path for f in library.folders()])
-    try:
-        pack = library.pack
-    except (NoModelError, PackError) as e:
-        info.problem = str(e)
-        counts = library.counts()
-    else:
-        info.pack = pack.name
-        counts = library.counts(pack.id)
-        info.indexed = counts.get("indexed", 0)
-        # Loading the text encoder and index here warms them for the first search.
-        info.device = library.text_encoder.device
-        _ = library.index
-    info.photos, info.errors = counts["photos"], counts["errors"]
-    info.rerank_depth = int(library.setting("rerank_depth"))
-    return info
-
-
-class MainWindow(QMainWindow):
+class MainWindow(WindowDialogs, QMainWindow):
     folders_changed = Signal()
     indexing_changed = Signal()
     #: a result list was shown (fast or refined): tests and the benchmark wait on it
@@ -131,7 +94,6 @@ class MainWindow(QMainWindow):
         self._started = False
         self._closed = False
         self._paused = False
-        self._copy_ticket = -1
         self._typed_at = 0.0
         self.first_results_ms: float | None = None
 
@@ -142,15 +104,31 @@ class MainWindow(QMainWindow):
         self._search_failed.connect(self._on_search_failed, Qt.ConnectionType.QueuedConnection)
         self._watch_event.connect(self._on_watch_event, Qt.ConnectionType.QueuedConnection)
         self._watch_progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
-        self.thumbnails.image_ready.connect(self._image_for_clipboard)
         self._restore()
         self.refresh_library()
 
     # -- building ----------------------------------------------------------------------------
 
     def _build(self) -> None:
+        """The first-run view (page 0) and the search page (page 1), the status bar, menus."""
         self.stack = QStackedWidget()
         self.setCentralWidget(self.stack)
+        self.stack.addWidget(self._build_welcome())
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.addLayout(self._build_search_row())
+        self.filter_bar = FilterBar()
+        self.filter_bar.hide()
+        self.filters_button.toggled.connect(self.filter_bar.setVisible)
+        self.filter_bar.changed.connect(self._filters_changed)
+        v.addWidget(self.filter_bar)
+        v.addWidget(self._build_results(), 1)
+        self.stack.addWidget(page)
+        self._build_status_bar()
+        self._build_menus()
+        self._show_empty(self.tr("Type a description to search your photos."))
+
+    def _build_welcome(self) -> QWidget:
         self.welcome = WelcomeView()
         self.welcome.add_folder.connect(self.add_folder)
         self.welcome.import_pack.connect(self.import_pack)
@@ -159,10 +137,11 @@ class MainWindow(QMainWindow):
         holder = QWidget()
         lay = QHBoxLayout(holder)
         lay.addWidget(self.welcome)
-        self.stack.addWidget(holder)
+        return holder
 
-        page = QWidget()
-        v = QVBoxLayout(page)
+    def _build_search_row(self) -> QHBoxLayout:
+        """The search field (with its history), the example being searched by, the refine
+        depth, the device in use and the filters switch."""
         top = QHBoxLayout()
         self.search_field = QLineEdit()
         self.search_field.setPlaceholderText(self.tr("Describe a photo…"))
@@ -199,39 +178,19 @@ class MainWindow(QMainWindow):
         top.addWidget(self.device_label)
         self.filters_button = QToolButton(text=self.tr("Filters"), checkable=True)
         top.addWidget(self.filters_button)
-        v.addLayout(top)
-        self.filter_bar = FilterBar()
-        self.filter_bar.hide()
-        self.filters_button.toggled.connect(self.filter_bar.setVisible)
-        self.filter_bar.changed.connect(self._filters_changed)
-        v.addWidget(self.filter_bar)
+        return top
 
-        self.results_stack = QStackedWidget()
-        self.view = QListView()
-        self.view.setViewMode(QListView.ViewMode.IconMode)
-        self.view.setResizeMode(QListView.ResizeMode.Adjust)
-        self.view.setMovement(QListView.Movement.Static)
-        self.view.setUniformItemSizes(True)
-        self.view.setLayoutMode(QListView.LayoutMode.Batched)
-        self.view.setBatchSize(500)
-        self.view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
-        self.view.setMouseTracking(True)
-        self.view.setDragEnabled(True)
-        self.view.setDragDropMode(QListView.DragDropMode.DragOnly)
-        self.view.setSpacing(2)
-        self.view.setModel(self.model)
-        self.delegate = ResultDelegate(self.view, side=ZOOM[2])
-        self.view.setItemDelegate(self.delegate)
-        self.view.activated.connect(lambda index: self.open_viewer(index.row()))
-        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.view.customContextMenuRequested.connect(self._context_menu)
-        self.empty = QLabel(alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-        self.empty.setMargin(40)
-        self.results_stack.addWidget(self.view)
-        self.results_stack.addWidget(self.empty)
-        v.addWidget(self.results_stack, 1)
-        self.stack.addWidget(page)
+    def _build_results(self) -> ResultGrid:
+        self.grid = ResultGrid(self.model, self.thumbnails, ZOOM[2])
+        self.view = self.grid.view
+        self.grid.open_row.connect(self.open_viewer)
+        self.grid.find_similar.connect(self.find_similar)
+        self.grid.problem.connect(self.show_error)
+        self.grid.message.connect(self.statusBar().showMessage)
+        return self.grid
 
+    def _build_status_bar(self) -> None:
+        """What was found, how indexing goes, and the thumbnail size."""
         bar = self.statusBar()
         self.result_label = QLabel()
         bar.addPermanentWidget(self.result_label, 1)
@@ -243,9 +202,10 @@ class MainWindow(QMainWindow):
         self.zoom.setValue(ZOOM[2])
         self.zoom.setMaximumWidth(120)
         self.zoom.setToolTip(self.tr("Thumbnail size"))
-        self.zoom.valueChanged.connect(self.set_zoom)
+        self.zoom.valueChanged.connect(self.grid.set_zoom)
         bar.addPermanentWidget(self.zoom)
 
+    def _build_menus(self) -> None:
         menu = self.menuBar().addMenu(self.tr("&Library"))
         self._action(menu, self.tr("&Folders…"), self.show_folders, "Ctrl+L")
         self._action(menu, self.tr("&Model packs…"), self.show_models)
@@ -260,7 +220,6 @@ class MainWindow(QMainWindow):
         self.scores_action.setCheckable(True)
         self._action(view, self.tr("&Filters"), self.filters_button.toggle, "Ctrl+Shift+F")
         self._action(view, self.tr("Find"), self._focus_search, QKeySequence.StandardKey.Find)
-        self._show_empty(self.tr("Type a description to search your photos."))
 
     def _action(self, menu: QMenu, text: str, slot, shortcut=None) -> QAction:  # noqa: ANN001
         action = menu.addAction(text)
@@ -500,24 +459,8 @@ class MainWindow(QMainWindow):
             return  # an older query's answer
         if self.first_results_ms is None:
             self.first_results_ms = (time.perf_counter() - self._searched_at) * 1000
-        selection = self.view.selectionModel()
-        chosen = {self.model.result(i.row()).photo_id for i in selection.selectedIndexes()}
-        current = self.model.result(self.view.currentIndex().row())
         self.last_results = results
-        reordered = self.model.set_results(results.results)
-        if not reordered and self.model.rowCount():
-            # A photo chosen before stays chosen; else the first is current, not selected.
-            rows = [r for r in (self.model.row_of(pid) for pid in chosen) if r >= 0]
-            cur = self.model.row_of(current.photo_id) if current else -1
-            selection.setCurrentIndex(
-                self.model.index(cur if cur >= 0 else (rows or [0])[0]),
-                QItemSelectionModel.SelectionFlag.NoUpdate,
-            )
-            for r in rows:
-                selection.select(self.model.index(r), QItemSelectionModel.SelectionFlag.Select)
-        if self.model.rowCount():
-            self.results_stack.setCurrentIndex(0)
-        else:
+        if not self.grid.set_results(results.results):
             self._show_empty(
                 self.tr("No photos match. Try other words, or clear the filters.")
                 if self.filter_bar.filters()
@@ -552,80 +495,28 @@ class MainWindow(QMainWindow):
             log.error("search failed", exc_info=error)
 
     def _show_empty(self, text: str) -> None:
-        self.empty.setText(text)
-        self.results_stack.setCurrentIndex(1)
+        self.grid.show_empty(text)
 
     # -- the grid ----------------------------------------------------------------------------
 
-    def set_zoom(self, side: int) -> None:
-        self.delegate.side = side
-        self.view.doItemsLayout()
-
     def _toggle_scores(self) -> None:
-        self.delegate.show_scores = self.scores_action.isChecked()
-        self.view.viewport().update()
+        self.grid.show_scores(self.scores_action.isChecked())
 
     def _focus_search(self) -> None:
         self.search_field.setFocus()
         self.search_field.selectAll()
 
     def selected_result(self) -> Result | None:
-        return self.model.result(self.view.currentIndex().row())
-
-    def open_viewer(self, row: int) -> None:
-        viewer = self.dialogs.get("viewer")
-        if viewer is None:
-            viewer = Viewer(self.model, self.thumbnails, row, self)
-            viewer.moved.connect(self._viewer_moved)
-            viewer.finished.connect(lambda _r=0: self.dialogs.pop("viewer", None))
-            viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            self.dialogs["viewer"] = viewer
-            viewer.show()
-        else:
-            viewer.show_row(row)
-        viewer.raise_()
-
-    def _viewer_moved(self, row: int) -> None:
-        self.view.setCurrentIndex(self.model.index(row))
+        return self.grid.selected_result()
 
     def _context_menu(self, pos: QPoint) -> None:
-        index = self.view.indexAt(pos)
-        result = self.model.result(index.row()) if index.isValid() else None
-        if result is None:
-            return
-        menu = QMenu(self)
-        menu.addAction(self.tr("Open"), lambda: self.open_externally(result))
-        menu.addAction(self.tr("Show in folder"), lambda: self.show_in_folder(result))
-        menu.addSeparator()
-        menu.addAction(self.tr("Copy path"), lambda: self.copy_path(result))
-        menu.addAction(self.tr("Copy image"), lambda: self.copy_image(result))
-        menu.addSeparator()
-        menu.addAction(self.tr("Find similar photos"), lambda: self.find_similar(result))
-        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        menu.popup(self.view.viewport().mapToGlobal(pos))
-
-    def open_externally(self, result: Result) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(result.path)))
-
-    def show_in_folder(self, result: Result) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(result.path.parent)))
+        self.grid.context_menu(pos)
 
     def copy_path(self, result: Result) -> None:
-        QGuiApplication.clipboard().setText(str(result.path))
+        self.grid.copy_path(result)
 
     def copy_image(self, result: Result) -> None:
-        self._copy_ticket = self.thumbnails.load_image(result.path, 8192)
-
-    def _image_for_clipboard(self, ticket: int, image: QImage, problem: str) -> None:
-        if ticket != self._copy_ticket:
-            return
-        if image.isNull():
-            self.show_error(
-                self.tr("The image could not be copied: {reason}").format(reason=problem)
-            )
-        else:
-            QGuiApplication.clipboard().setImage(image)
-            self.statusBar().showMessage(self.tr("Image copied"), 3000)
+        self.grid.copy_image(result)
 
     def find_similar(self, result: Result) -> None:
         self.search_field.clear()
@@ -656,101 +547,6 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self._start_searching()
             self.search_like(path)
-
-    # -- dialogs -----------------------------------------------------------------------------
-
-    def _dialog(self, name: str, make) -> QWidget:  # noqa: ANN001
-        dialog = self.dialogs.get(name)
-        if dialog is None:
-            dialog = make()
-            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            dialog.finished.connect(lambda _r=0, n=name: self.dialogs.pop(n, None))
-            self.dialogs[name] = dialog
-        dialog.show()
-        dialog.raise_()
-        return dialog
-
-    def show_folders(self) -> QWidget:
-        return self._dialog("folders", lambda: FoldersDialog(self))
-
-    def show_models(self) -> QWidget:
-        """Download, prepare or import a model pack (with progress, cancel and resume)."""
-        from photosearch.ui.models_dialog import ModelsDialog
-
-        def make() -> QWidget:
-            dialog = ModelsDialog(self.library, self)
-            dialog.installed.connect(lambda _name: self.refresh_library())
-            return dialog
-
-        return self._dialog("models", make)
-
-    def show_unreadable(self) -> None:
-        def show(errors: list[tuple[str, str]]) -> None:
-            old = self.dialogs.pop("unreadable", None)
-            if old is not None:
-                old.close()
-            self._dialog("unreadable", lambda: UnreadableDialog(errors, self))
-
-        self.tasks.run(
-            lambda: [(str(p), r) for p, r, _ in self.library.errors()], show, self._failed
-        )
-
-    def show_settings(self) -> None:
-        def gather() -> SettingsValues:
-            lib = self.library
-            packs = [p.name for p in lib.installed_packs()]
-            return SettingsValues(
-                packs=packs,
-                pack=lib.chosen_pack or (packs[0] if packs else None),
-                device=str(self.state.get("device", "auto")),
-                rerank_depth=int(lib.setting("rerank_depth")),
-                rerank_beta=lib.setting("rerank_beta"),
-                thumbnail_cache_mb=int(self.state.get("thumbnail_cache_mb", 500, int)),
-                threads=int(self.state.get("threads", 0, int)),
-            )
-
-        def show(values: SettingsValues) -> None:
-            dialog = self._dialog("settings", lambda: SettingsDialog(values, self))
-            dialog.accepted.connect(
-                lambda: self.apply_settings(values, dialog.values(values.packs))
-            )
-
-        self.tasks.run(gather, show, self._failed)
-
-    def apply_settings(self, old: SettingsValues, new: SettingsValues) -> None:
-        self.state.set("device", new.device)
-        self.state.set("threads", new.threads)
-        self.state.set("thumbnail_cache_mb", new.thumbnail_cache_mb)
-        self.refine.setValue(new.rerank_depth)
-        folder = self.thumbnails.folder
-        limit = new.thumbnail_cache_mb << 20
-
-        def apply() -> None:
-            lib = self.library
-            lib.set_setting("rerank_depth", str(new.rerank_depth))
-            lib.set_setting(
-                "rerank_beta", None if new.rerank_beta is None else str(new.rerank_beta)
-            )
-            switched = True
-            if new.pack and new.pack != old.pack:
-                switched = lib.use_pack(new.pack)
-            trim_cache(folder, limit)
-            return switched
-
-        def applied(switched: bool) -> None:
-            if new.pack and new.pack != old.pack:
-                self.rescan()  # encode with the new pack: all of it, or what it lacks
-            if not switched:  # the photos are re-encoded first; the old vectors serve meanwhile
-                self.statusBar().showMessage(
-                    self.tr(
-                        "Switching to {pack}: your photos are re-encoded in the background; "
-                        "search keeps using the current model until then"
-                    ).format(pack=new.pack),
-                    15_000,
-                )
-            self.refresh_library()
-
-        self.tasks.run(apply, applied, self._failed)
 
     # -- closing -----------------------------------------------------------------------------
 
