@@ -1,0 +1,300 @@
+"""The argument parser: the global options, then one function per group of commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from photosearch import __version__, config
+from photosearch.cli.commands.gui import cmd_demo, cmd_gui
+from photosearch.cli.commands.index import cmd_index
+from photosearch.cli.commands.library import cmd_doctor, cmd_folders, cmd_settings, cmd_status
+from photosearch.cli.commands.models import (
+    cmd_info,
+    cmd_models_available,
+    cmd_models_download,
+    cmd_models_import,
+    cmd_models_prepare,
+    cmd_models_remove,
+    cmd_models_use,
+    cmd_models_verify,
+)
+from photosearch.cli.commands.search import cmd_search, cmd_similar
+
+Commands = Any  # what add_subparsers() returns (argparse._SubParsersAction, a private name)
+
+
+# -- argument types --------------------------------------------------------------------------
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _depth(text: str) -> int:
+    value = _whole(text)
+    from photosearch.search import check_depth  # the search command imports it next anyway
+
+    try:
+        return check_depth(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _beta(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    from photosearch.search import check_beta
+
+    try:
+        return check_beta(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive(text: str) -> int:
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+# -- the groups ------------------------------------------------------------------------------
+
+
+def _global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"photosearch {__version__}")
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        help=f"keep all data under DIR (default: ${config.HOME_ENV} or the system's folders)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "gpu"],
+        default="auto",
+        help="where models run (default: auto — a working GPU, else the CPU)",
+    )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation: index the bundled sample photos and search them",
+    )
+    parser.add_argument(
+        "--pack",
+        dest="self_test_pack",
+        metavar="DIR",
+        help="with --self-test: this model pack (default: the bundled one)",
+    )
+
+
+def _add_window_commands(sub: Commands) -> None:
+    """``info``, ``gui``, ``demo``."""
+    p = sub.add_parser("info", help="show folders, ONNX Runtime providers and installed packs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("gui", help="open the desktop window (the default with a display)")
+    p.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
+    p.add_argument("--query", metavar="TEXT", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_gui)
+
+    p = sub.add_parser(
+        "demo",
+        help="try photosearch offline: a library of generated scenes, then the window",
+        description="Make a demo library in a new temporary folder (or --home): a few hundred "
+        "generated scenes of coloured shapes, indexed with the small model pack trained on "
+        "them; then open the window on it. Needs a source checkout (or a bundle built with the "
+        "synthetic pack inside, which demos its self-test samples).",
+    )
+    p.add_argument("--photos", type=_positive, default=200, help="how many scenes (default 200)")
+    p.add_argument("--no-gui", action="store_true", help="only make the library; print its path")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_demo)
+
+
+def _install_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--use", action="store_true", help="make it the active pack")
+    p.add_argument("--replace", action="store_true", help="replace an installed pack of that name")
+
+
+def _add_models_fetching(msub: Commands) -> None:
+    """``models download``, ``models prepare``: packs from the network."""
+    p = msub.add_parser(
+        "download",
+        help="download a ready pack (a Hugging Face repository or a URL), verify, install",
+        description="Download an exported model pack: owner/name[@revision] on the Hugging "
+        "Face Hub (HF_ENDPOINT chooses the server), a folder URL holding manifest.json, or a "
+        ".zip URL. Every file's checksum is checked before anything is installed; an "
+        "interrupted download resumes where it stopped when run again.",
+    )
+    p.add_argument("source", metavar="URL|HF_REPO")
+    p.add_argument("--revision", help="branch, tag or commit of a Hugging Face repository")
+    _install_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(func=cmd_models_download)
+    p = msub.add_parser(
+        "prepare",
+        help="download open_clip weights and export a pack (needs the 'export' extra)",
+        description="Download a catalogue model's open_clip weights (resumable, verified), "
+        "export them to a pack with the parity gate, install it. `photosearch models "
+        "available` lists the choices.",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="a catalogue name (default: the first)")
+    _install_options(p)
+    p.add_argument(
+        "--keep-weights", action="store_true", help="keep the downloaded weights in the cache"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(func=cmd_models_prepare)
+
+
+def _add_models_installed(msub: Commands) -> None:
+    """``models available``, ``remove``, ``verify``, ``list``, ``import``, ``use``."""
+    p = msub.add_parser("available", help="the models `prepare` can make: size, speed and quality")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_available)
+    p = msub.add_parser("remove", help="uninstall a pack and forget the vectors it made")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="even the active pack")
+    p.set_defaults(func=cmd_models_remove)
+    p = msub.add_parser("verify", help="check a pack's manifest and every file's checksum")
+    p.add_argument("path", nargs="?", help="a pack folder (default: the active pack)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_verify)
+    p = msub.add_parser("list", help="list installed packs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+    p = msub.add_parser("import", help="verify a pack folder or zip file and install it")
+    p.add_argument("path", metavar="PATH", help="a pack folder, or a zip file holding one")
+    _install_options(p)
+    p.set_defaults(func=cmd_models_import)
+    p = msub.add_parser("use", help="make an installed pack the active one")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_models_use)
+
+
+def _add_models(sub: Commands) -> None:
+    models = sub.add_parser(
+        "models", help="model packs: download, prepare, import, list, verify, use, remove"
+    )
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    _add_models_fetching(msub)
+    _add_models_installed(msub)
+
+
+def _add_folders_and_index(sub: Commands) -> None:
+    p = sub.add_parser("folders", help="the folders the library watches: add, remove, list")
+    p.add_argument("action", choices=["add", "remove", "list"])
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_folders)
+
+    p = sub.add_parser("index", help="scan the folders and encode new or changed photos")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="then keep watching the folders and index changes as they happen, until Ctrl-C "
+        "(events one per line; with --json, one JSON object per line)",
+    )
+    p.add_argument("--batch-size", type=_positive, default=32, help=argparse.SUPPRESS)
+    p.add_argument("--checkpoint-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_index)
+
+
+def _query_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", type=_positive, default=20, help="how many results (default 20)")
+    p.add_argument(
+        "--rerank",
+        metavar="K",
+        type=_depth,
+        help="refine the top K with the reranker; 0 = fast only (default: the library's, 20)",
+    )
+    p.add_argument(
+        "--beta",
+        metavar="B",
+        type=_beta,
+        help="weight of the reranker's score, 0 to 1000 (default: the pack's)",
+    )
+    p.add_argument(
+        "--not",
+        dest="exclude",
+        metavar="TEXT",
+        action="append",
+        help="leave out photos this describes better than the query (repeatable)",
+    )
+    p.add_argument("--folder", metavar="DIR", help="only photos under this folder")
+    p.add_argument("--after", metavar="DATE", help="only photos taken on or after (YYYY[-MM[-DD]])")
+    p.add_argument("--before", metavar="DATE", help="only photos taken before (YYYY[-MM[-DD]])")
+    p.add_argument(
+        "--type",
+        metavar="EXT",
+        action="append",
+        help="only this file type: jpg, png, heic, … (repeatable)",
+    )
+    p.add_argument("--no-names", action="store_true", help="do not match file and folder names")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_search(sub: Commands) -> None:
+    """``search``, ``similar``."""
+    p = sub.add_parser(
+        "search",
+        help="find photos matching a description",
+        description="Find photos matching a description: fast search over every photo, then "
+        "the top K refined by the reranker (when the model pack has one).",
+    )
+    p.add_argument("text", nargs="?", default="", help="what the photo shows")
+    _query_options(p)
+    p.add_argument("--like", metavar="IMAGE", help="an example image (with or without text)")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("similar", help="find photos that look like an image")
+    p.add_argument("image")
+    _query_options(p)
+    p.set_defaults(func=cmd_similar)
+
+
+def _add_upkeep(sub: Commands) -> None:
+    """``settings``, ``status``, ``doctor``."""
+    p = sub.add_parser(
+        "settings",
+        help="show or change settings (rerank depth, β, token cache)",
+        description="Without NAME: every setting. With NAME: that one; with VALUE: set it.",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("value", nargs="?", metavar="VALUE")
+    p.add_argument("--reset", action="store_true", help="back to the default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser("status", help="photos, indexed, pending, unreadable files, model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("doctor", help="check that catalog, vector index and disk agree")
+    p.add_argument("--repair", action="store_true", help="rebuild what can be rebuilt")
+    p.set_defaults(func=cmd_doctor)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="photosearch",
+        description="Find photos on your own disks from a typed description.",
+    )
+    _global_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_window_commands(sub)
+    _add_models(sub)
+    _add_folders_and_index(sub)
+    _add_search(sub)
+    _add_upkeep(sub)
+    return parser
