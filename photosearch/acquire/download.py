@@ -7,13 +7,13 @@ import logging
 import os
 import shutil
 import threading
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from photosearch import modelpack
 from photosearch.acquire.disk import DOWNLOADS, _same_disk, check_space
-from photosearch.acquire.locations import _Hub, _key, parse_source
+from photosearch.acquire.locations import _Hub, _key, _Location, parse_source
 from photosearch.acquire.progress import ProgressFn, _Reporter
 from photosearch.acquire.transfer import _fetch, _translated
 from photosearch.acquire.zips import import_zip
@@ -44,18 +44,8 @@ def download_pack(
     """
     where, is_zip = parse_source(source, revision)
     reporter = _Reporter(progress, cancel)
-    downloads = library.paths.cache / DOWNLOADS
     if is_zip:
-        name = unquote(PurePosixPath(urlparse(source).path).name)  # quoted again per request
-        work = downloads / _key(name, source)
-        reporter.stage("download", f"asking {where.label} for {name}")
-        with _translated(where, name):
-            meta = where.head(name)
-        reporter.total = meta.size
-        have = sum(p.stat().st_size for p in work.glob(f".{name}.*.part"))
-        check_space({downloads: (meta.size or 0) - have})
-        reporter.stage("download", f"downloading {name}")
-        zipped = _fetch(where, name, work / name, reporter, meta)
+        zipped, work = _download_zip(library, where, source, reporter)
         try:
             return import_zip(
                 library,
@@ -68,7 +58,50 @@ def download_pack(
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    work = downloads / where.key()
+    work = library.paths.cache / DOWNLOADS / where.key()
+    where, manifest = _read_manifest(where, work, reporter)
+    dest = library.pack_folder(str(manifest["name"]))
+    if dest.exists() and not replace:
+        shutil.rmtree(work, ignore_errors=True)
+        raise PackError(
+            f"a pack named {dest.name!r} is already installed; pass --replace to replace it "
+            "(photos encoded with it will be encoded again)"
+        )
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    done = _check_room(library, work, files)
+    reporter.total = sum(int(e["size"]) for e in files.values())
+    for name, entry in files.items():
+        _fetch_listed(where, work, name, entry, done[name], reporter)
+    reporter.stage("install", f"installing {manifest['name']}")
+    pack = library.import_pack(work, activate=activate, replace=replace, move=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return pack
+
+
+def _download_zip(
+    library: Library, where: _Location, source: str, reporter: _Reporter
+) -> tuple[Path, Path]:
+    """Fetch a zipped pack into its own downloads folder; returns the zip file and the folder
+    (the caller removes it once the zip is imported, or found unusable)."""
+    downloads = library.paths.cache / DOWNLOADS
+    name = unquote(PurePosixPath(urlparse(source).path).name)  # quoted again per request
+    work = downloads / _key(name, source)
+    reporter.stage("download", f"asking {where.label} for {name}")
+    with _translated(where, name):
+        meta = where.head(name)
+    reporter.total = meta.size
+    have = sum(p.stat().st_size for p in work.glob(f".{name}.*.part"))
+    check_space({downloads: (meta.size or 0) - have})
+    reporter.stage("download", f"downloading {name}")
+    return _fetch(where, name, work / name, reporter, meta), work
+
+
+def _read_manifest(
+    where: _Location, work: Path, reporter: _Reporter
+) -> tuple[_Location, dict[str, Any]]:
+    """Fetch the manifest afresh and read it; returns where the pack's files are, pinned to
+    the manifest's commit on a hub so every file comes from one version. Files kept from an
+    earlier try are dropped when the manifest has changed since."""
     reporter.stage("download", f"reading the manifest of {where.label}")
     with _translated(where, modelpack.MANIFEST):
         meta = where.head(modelpack.MANIFEST)
@@ -86,18 +119,16 @@ def download_pack(
                 f.unlink()
     os.replace(fresh, work / modelpack.MANIFEST)
     try:
-        manifest = modelpack.read_manifest(work)
+        return where, modelpack.read_manifest(work)
     except PackError as e:
         shutil.rmtree(work, ignore_errors=True)
         raise PackError(f"{where.label} cannot be installed: {e}") from e
-    dest = library.pack_folder(str(manifest["name"]))
-    if dest.exists() and not replace:
-        shutil.rmtree(work, ignore_errors=True)
-        raise PackError(
-            f"a pack named {dest.name!r} is already installed; pass --replace to replace it "
-            "(photos encoded with it will be encoded again)"
-        )
-    files: dict[str, dict[str, Any]] = manifest["files"]
+
+
+def _check_room(library: Library, work: Path, files: dict[str, dict[str, Any]]) -> dict[str, bool]:
+    """Check the disks have room for what is still to come (and, on another disk, for the
+    installed pack); returns which files an earlier try left at their full size."""
+    downloads = library.paths.cache / DOWNLOADS
     total = sum(int(e["size"]) for e in files.values())
     done = {
         n: (work / n).is_file() and (work / n).stat().st_size == e["size"] for n, e in files.items()
@@ -108,18 +139,25 @@ def download_pack(
     if not _same_disk(downloads, library.paths.models):
         needs[library.paths.models] = total
     check_space(needs)
-    reporter.total = total
-    for name, entry in files.items():
-        target = work / name
-        if done[name]:  # from an earlier run: the right size, and the right content?
-            reporter.stage("verify", f"checking {name} (downloaded before)")
-            if modelpack.sha256_file(target) == entry["sha256"]:
-                reporter.add(int(entry["size"]), fresh=False)
-                continue
-            target.unlink()  # cut off before it was checked: fetch it anew
-        reporter.stage("download", f"downloading {name}")
-        _fetch(where, name, target, reporter, sha256=entry["sha256"])
-    reporter.stage("install", f"installing {manifest['name']}")
-    pack = library.import_pack(work, activate=activate, replace=replace, move=True)
-    shutil.rmtree(work, ignore_errors=True)
-    return pack
+    return done
+
+
+def _fetch_listed(
+    where: _Location,
+    work: Path,
+    name: str,
+    entry: dict[str, Any],
+    whole: bool,
+    reporter: _Reporter,
+) -> None:
+    """One file the manifest lists. A whole one left by an earlier run is kept only when its
+    sha256 is right: that run may have stopped before checking it."""
+    target = work / name
+    if whole:
+        reporter.stage("verify", f"checking {name} (downloaded before)")
+        if modelpack.sha256_file(target) == entry["sha256"]:
+            reporter.add(int(entry["size"]), fresh=False)
+            return
+        target.unlink()  # cut off before it was checked: fetch it anew
+    reporter.stage("download", f"downloading {name}")
+    _fetch(where, name, target, reporter, sha256=entry["sha256"])

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,29 @@ def prepare(
     The weights are deleted once the pack is installed, unless ``keep_weights``.
     """
     c = which if isinstance(which, Choice) else choice(which)
+    _require_export_extra()
+    dest = library.pack_folder(c.name)
+    if dest.exists() and not replace:
+        raise PackError(
+            f"a pack named {dest.name!r} is already installed; pass --replace to prepare it again"
+        )
+    reporter = _Reporter(progress, cancel)
+    cache = library.paths.cache / WEIGHTS
+    plan = [_locate(w, cache, reporter) for w in [c.encoder, *([c.reranker] if c.reranker else [])]]
+    total = sum(p.meta.size or 0 for p in plan)
+    # The export writes fp32 graphs beside the quantised ones before keeping the smaller.
+    check_space({cache: total - _arrived(plan), library.paths.models: 2 * c.pack_mb * 1_000_000})
+    reporter.total = total
+    weights = [_download_weights(p, reporter) for p in plan]
+    pack = _export_and_install(library, c, weights, reporter, activate=activate, replace=replace)
+    if not keep_weights:
+        for target in weights:
+            shutil.rmtree(target.parent, ignore_errors=True)
+    return pack
+
+
+def _require_export_extra() -> None:
+    """Say what to install before anything is downloaded, rather than after a gigabyte."""
     problem = export_extra_problem()
     if problem is not None:
         raise MissingExtraError(
@@ -73,85 +97,111 @@ def prepare(
             "'photosearch[export]' — or download a ready pack instead: "
             "photosearch models download URL|HF_REPO"
         )
-    dest = library.pack_folder(c.name)
-    if dest.exists() and not replace:
-        raise PackError(
-            f"a pack named {dest.name!r} is already installed; pass --replace to prepare it again"
-        )
-    reporter = _Reporter(progress, cancel)
-    cache = library.paths.cache / WEIGHTS
-    plan: list[tuple[Weights, _Hub, str, _Meta, Path]] = []
-    for w in [c.encoder, *([c.reranker] if c.reranker else [])]:
-        hub = _Hub(w.repo)
-        reporter.stage("download", f"asking {hub.endpoint} for the {w.model} weights")
-        found = None
-        for filename in w.files:
-            try:
-                with _translated(hub, filename):
-                    found = (filename, hub.head(filename))
-                break
-            except DownloadError as e:
-                if not isinstance(e.__cause__, _hf().errors.RemoteEntryNotFoundError):
-                    raise
-        if found is None:
-            raise DownloadError(f"{w.repo} holds none of {', '.join(w.files)}")
-        filename, meta = found
-        target = cache / _key(w.repo, w.repo) / filename
-        plan.append((w, hub.pinned(meta.commit or "main"), filename, meta, target))
-    total = sum(m.size or 0 for *_, m, _ in plan)
-    have = 0
-    for *_, target in plan:
-        have += target.stat().st_size if target.is_file() else 0
-        have += sum(p.stat().st_size for p in target.parent.glob(f".{target.name}.*.part"))
-    # The export writes fp32 graphs beside the quantised ones before keeping the smaller.
-    check_space({cache: total - have, library.paths.models: 2 * c.pack_mb * 1_000_000})
-    reporter.total = total
-    weights: list[Path] = []
-    for w, hub, filename, meta, target in plan:
-        reporter.stage("download", f"downloading the {w.model} weights ({filename})")
-        if (
-            target.is_file()
-            and target.stat().st_size == meta.size
-            and _matches_etag(target, meta.etag)
-        ):
-            reporter.add(target.stat().st_size, fresh=False)
-        else:
-            target.unlink(missing_ok=True)
-            _fetch(hub, filename, target, reporter, meta)
-        weights.append(target)
 
+
+@dataclass(frozen=True)
+class _Planned:
+    """One weights file to download, from the hub pinned to the commit it named, so that a
+    download resumed later cannot mix two versions."""
+
+    weights: Weights
+    hub: _Hub
+    filename: str
+    meta: _Meta
+    target: Path
+
+
+def _locate(w: Weights, cache: Path, reporter: _Reporter) -> _Planned:
+    hub = _Hub(w.repo)
+    reporter.stage("download", f"asking {hub.endpoint} for the {w.model} weights")
+    filename, meta = _published_file(hub, w)
+    target = cache / _key(w.repo, w.repo) / filename
+    return _Planned(w, hub.pinned(meta.commit or "main"), filename, meta, target)
+
+
+def _published_file(hub: _Hub, w: Weights) -> tuple[str, _Meta]:
+    """The first of the weights' file names the repository holds (safetensors, else the
+    pickled checkpoint), and what the hub says of it."""
+    for filename in w.files:
+        try:
+            with _translated(hub, filename):
+                return filename, hub.head(filename)
+        except DownloadError as e:
+            if not isinstance(e.__cause__, _hf().errors.RemoteEntryNotFoundError):
+                raise
+    raise DownloadError(f"{w.repo} holds none of {', '.join(w.files)}")
+
+
+def _arrived(plan: list[_Planned]) -> int:
+    """Bytes already on disk from earlier tries, whole files and ``.part`` files."""
+    have = 0
+    for p in plan:
+        target = p.target
+        have += target.stat().st_size if target.is_file() else 0
+        have += sum(f.stat().st_size for f in target.parent.glob(f".{target.name}.*.part"))
+    return have
+
+
+def _download_weights(p: _Planned, reporter: _Reporter) -> Path:
+    """Fetch one weights file, unless a whole one with the hub's content hash is there."""
+    reporter.stage("download", f"downloading the {p.weights.model} weights ({p.filename})")
+    target = p.target
+    if (
+        target.is_file()
+        and target.stat().st_size == p.meta.size
+        and _matches_etag(target, p.meta.etag)
+    ):
+        reporter.add(target.stat().st_size, fresh=False)
+    else:
+        target.unlink(missing_ok=True)
+        _fetch(p.hub, p.filename, target, reporter, p.meta)
+    return target
+
+
+def _export_and_install(
+    library: Library,
+    c: Choice,
+    weights: list[Path],
+    reporter: _Reporter,
+    *,
+    activate: bool | None,
+    replace: bool,
+) -> modelpack.ModelPack:
+    """Export into a scratch folder on the models' disk and install from there; the folder
+    goes whatever happens, so a failed or cancelled export leaves nothing behind."""
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=_scratch(library)))
     try:
         out = work / c.name
-        cmd = [
-            sys.executable,
-            "-m",
-            "photosearch.export_onnx",
-            "--model",
-            c.encoder.model,
-            "--pretrained",
-            c.encoder.tag,
-            "--weights",
-            str(weights[0]),
-            "--quantize",
-            "int8",
-            "--name",
-            c.name,
-            "--out",
-            str(out),
-        ]
-        if c.reranker is not None:
-            cmd += ["--reranker", f"{c.reranker.model}:{c.reranker.tag}"]
-            cmd += ["--reranker-weights", str(weights[1])]
-        _run_export(cmd, reporter)
+        _run_export(_export_command(c, weights, out), reporter)
         reporter.stage("install", f"installing {c.name}")
-        pack = library.import_pack(out, activate=activate, replace=replace, move=True)
+        return library.import_pack(out, activate=activate, replace=replace, move=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if not keep_weights:
-        for target in weights:
-            shutil.rmtree(target.parent, ignore_errors=True)
-    return pack
+
+
+def _export_command(c: Choice, weights: list[Path], out: Path) -> list[str]:
+    """``python -m photosearch.export_onnx`` for this choice, from the downloaded weights."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "photosearch.export_onnx",
+        "--model",
+        c.encoder.model,
+        "--pretrained",
+        c.encoder.tag,
+        "--weights",
+        str(weights[0]),
+        "--quantize",
+        "int8",
+        "--name",
+        c.name,
+        "--out",
+        str(out),
+    ]
+    if c.reranker is not None:
+        cmd += ["--reranker", f"{c.reranker.model}:{c.reranker.tag}"]
+        cmd += ["--reranker-weights", str(weights[1])]
+    return cmd
 
 
 def _run_export(cmd: list[str], reporter: _Reporter) -> None:

@@ -99,85 +99,126 @@ def _fetch(
     ``sha256`` (the manifest's), a file that differs is deleted and :class:`PackError` raised.
     Both checks read the file once, and before it takes its name.
     """
+    with _translated(where, filename):
+        meta = meta or where.head(filename)
+        part = _part_file(dest, meta, reporter)
+        _transfer(where, filename, part, meta, reporter)
+        _check_size(filename, part, meta)
+        _check_content(where, filename, part, meta, reporter, sha256)
+        os.replace(part, dest)
+        return dest
+
+
+def _part_file(dest: Path, meta: _Meta, reporter: _Reporter) -> Path:
+    """The ``.part`` file to resume, named after the file's version so that bytes of another
+    version are never appended to it; what it already holds counts as done."""
+    version = re.sub(r"[^0-9A-Za-z]", "", meta.etag or "")[:16] or "x"
+    part = dest.parent / f".{dest.name}.{version}.part"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for old in dest.parent.glob(f".{dest.name}.*.part"):
+        if old != part:  # another version of the file: useless now
+            old.unlink(missing_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    if meta.size is not None and have > meta.size:
+        part.unlink()
+        have = 0
+    reporter.add(have, fresh=False)
+    return part
+
+
+def _transfer(
+    where: _Location, filename: str, part: Path, meta: _Meta, reporter: _Reporter
+) -> None:
+    """Append the rest of the file to ``part``; a connection that breaks off is resumed, up
+    to ``_ATTEMPTS`` times, before the error is passed on."""
     hf = _hf()
     from huggingface_hub.file_download import http_get
 
-    with _translated(where, filename):
-        meta = meta or where.head(filename)
-        version = re.sub(r"[^0-9A-Za-z]", "", meta.etag or "")[:16] or "x"
-        part = dest.parent / f".{dest.name}.{version}.part"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        for old in dest.parent.glob(f".{dest.name}.*.part"):
-            if old != part:  # another version of the file: useless now
-                old.unlink(missing_ok=True)
-        have = part.stat().st_size if part.exists() else 0
-        if meta.size is not None and have > meta.size:
-            part.unlink()
-            have = 0
-        reporter.add(have, fresh=False)
-        for attempt in range(_ATTEMPTS):
-            with open(part, "ab") as f:
-                have = f.tell()
-                try:
-                    http_get(
-                        meta.url,
-                        f,
-                        resume_size=have,
-                        headers=where.headers(meta.url),
-                        expected_size=meta.size,
-                        tqdm_class=reporter.bar(),
-                    )
-                    break
-                except hf.errors.HfHubHTTPError:
-                    raise
-                except OSError as e:
-                    if e.errno == errno.ENOSPC:
-                        free = shutil.disk_usage(part.parent).free
-                        raise DiskSpaceError(
-                            needed=(meta.size or 0) - have, free=free, where=str(part.parent)
-                        ) from e
-                    if "Consistency check failed" not in str(e) or attempt == _ATTEMPTS - 1:
-                        raise DownloadError(
-                            f"{filename} arrived incomplete; try again (the download resumes "
-                            "where it stopped)",
-                            url=meta.url,
-                        ) from e
-                except Exception as e:
-                    import httpx2
+    for attempt in range(_ATTEMPTS):
+        last = attempt == _ATTEMPTS - 1
+        with open(part, "ab") as f:
+            have = f.tell()
+            try:
+                http_get(
+                    meta.url,
+                    f,
+                    resume_size=have,
+                    headers=where.headers(meta.url),
+                    expected_size=meta.size,
+                    tqdm_class=reporter.bar(),
+                )
+                return
+            except hf.errors.HfHubHTTPError:
+                raise
+            except OSError as e:
+                _raise_unless_incomplete(e, filename, part, meta, have, last)
+            except Exception as e:
+                import httpx2
 
-                    if not isinstance(e, httpx2.TransportError) or attempt == _ATTEMPTS - 1:
-                        raise
-                    log.info("%s: connection lost (%s); resuming", filename, e)
-                    time.sleep(0.5)
-        size = part.stat().st_size
-        if meta.size is not None and size != meta.size:
-            part.unlink(missing_ok=True)
-            raise DownloadError(
-                f"{filename}: {size} bytes arrived, the server announced {meta.size}; it was "
-                "deleted, try again",
-                url=meta.url,
-            )
-        digest = None
-        if sha256 or _sha256_etag(meta.etag):
-            reporter.stage("verify", f"checking {filename}")
-            digest = modelpack.sha256_file(part)
-        if not _matches_etag(part, meta.etag, digest):
-            part.unlink(missing_ok=True)
-            raise DownloadError(
-                f"{filename} was damaged in transfer (its checksum does not match the "
-                "server's); it was deleted and nothing was installed, try again",
-                url=meta.url,
-            )
-        if sha256 is not None and digest != sha256:
-            part.unlink(missing_ok=True)
-            raise PackError(
-                "damaged or not what the manifest lists: its sha256 does not match; the file "
-                "was deleted and nothing was installed (try again to fetch it anew)",
-                pack=where.label,
-                file=filename,
-            )
-        os.replace(part, dest)
-        return dest
+                if not isinstance(e, httpx2.TransportError) or last:
+                    raise
+                log.info("%s: connection lost (%s); resuming", filename, e)
+                time.sleep(0.5)
+
+
+def _raise_unless_incomplete(
+    e: OSError, filename: str, part: Path, meta: _Meta, have: int, last: bool
+) -> None:
+    """A full disk is said as such; a transfer that arrived short (huggingface_hub's
+    consistency check) is worth another attempt, unless it was the last."""
+    if e.errno == errno.ENOSPC:
+        free = shutil.disk_usage(part.parent).free
+        raise DiskSpaceError(
+            needed=(meta.size or 0) - have, free=free, where=str(part.parent)
+        ) from e
+    if "Consistency check failed" not in str(e) or last:
+        raise DownloadError(
+            f"{filename} arrived incomplete; try again (the download resumes where it stopped)",
+            url=meta.url,
+        ) from e
+
+
+def _check_size(filename: str, part: Path, meta: _Meta) -> None:
+    """A file of another size than the server announced is deleted: resuming it cannot help."""
+    size = part.stat().st_size
+    if meta.size is not None and size != meta.size:
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{filename}: {size} bytes arrived, the server announced {meta.size}; it was "
+            "deleted, try again",
+            url=meta.url,
+        )
+
+
+def _check_content(
+    where: _Location,
+    filename: str,
+    part: Path,
+    meta: _Meta,
+    reporter: _Reporter,
+    sha256: str | None,
+) -> None:
+    """Check the file against the hub's ETag and the manifest's sha256, reading it once; a
+    file that fails is deleted so the next try fetches it anew."""
+    digest = None
+    if sha256 or _sha256_etag(meta.etag):
+        reporter.stage("verify", f"checking {filename}")
+        digest = modelpack.sha256_file(part)
+    if not _matches_etag(part, meta.etag, digest):
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{filename} was damaged in transfer (its checksum does not match the "
+            "server's); it was deleted and nothing was installed, try again",
+            url=meta.url,
+        )
+    if sha256 is not None and digest != sha256:
+        part.unlink(missing_ok=True)
+        raise PackError(
+            "damaged or not what the manifest lists: its sha256 does not match; the file "
+            "was deleted and nothing was installed (try again to fetch it anew)",
+            pack=where.label,
+            file=filename,
+        )
 
 
 def _sha256_etag(etag: str | None) -> str | None:

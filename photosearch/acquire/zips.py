@@ -38,81 +38,116 @@ def import_zip(
     path = Path(path)
     reporter = _Reporter(progress, cancel)
     reporter.stage("verify", f"reading {path.name}")
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise PackError(f"not a readable zip file ({e})", pack=str(path)) from e
-    with zf:
+    with _open_zip(path) as zf:
         members = [i for i in zf.infolist() if not i.is_dir()]
-        for info in members:
-            p = PurePosixPath(info.filename.replace("\\", "/"))
-            mode = info.external_attr >> 16
-            if p.is_absolute() or ".." in p.parts or ":" in info.filename or stat.S_ISLNK(mode):
-                raise PackError(
-                    f"refused: {info.filename!r} would be written outside the pack's folder",
-                    pack=str(path),
-                )
-        manifests = [i for i in members if PurePosixPath(i.filename).name == modelpack.MANIFEST]
-        manifests = [i for i in manifests if len(PurePosixPath(i.filename).parts) <= 2]
-        if len(manifests) != 1:
-            raise PackError(
-                "not a model pack: no manifest.json at its top or in one folder"
-                if not manifests
-                else "holds more than one pack (several manifest.json)",
-                pack=str(path),
-            )
-        top = PurePosixPath(manifests[0].filename).parent
+        _refuse_escapes(members, path)
+        found = _the_manifest(members, path)
         with tempfile.TemporaryDirectory(prefix=".import-", dir=_scratch(library)) as tmp:
             unpacked = Path(tmp)
-            if manifests[0].file_size > MAX_MANIFEST:
+            if found.file_size > MAX_MANIFEST:
                 raise PackError("manifest.json is implausibly large", pack=str(path))
-            (unpacked / modelpack.MANIFEST).write_bytes(zf.read(manifests[0]))
+            (unpacked / modelpack.MANIFEST).write_bytes(zf.read(found))
             manifest = modelpack.read_manifest(unpacked)
             files: dict[str, Any] = manifest["files"]
-            wanted: dict[str, zipfile.ZipInfo] = {}
-            for info in members:
-                p = PurePosixPath(info.filename)
-                if info is manifests[0] or p.name.startswith(".") or "__MACOSX" in p.parts:
-                    continue
-                if p.parent != top or p.name not in files:
-                    raise PackError(
-                        "foreign file: not part of this pack (its manifest does not list it)",
-                        pack=str(path),
-                        file=info.filename,
-                    )
-                if info.file_size != files[p.name]["size"]:
-                    raise PackError(
-                        f"damaged or foreign: {info.file_size} bytes, the manifest says "
-                        f"{files[p.name]['size']}",
-                        pack=str(path),
-                        file=p.name,
-                    )
-                wanted[p.name] = info
+            wanted = _listed_members(members, found, files, path)
             total = sum(int(e["size"]) for e in files.values())
             check_space({unpacked: total})
             for name, info in wanted.items():
                 reporter.stage("verify", f"unpacking {name}")
-                try:
-                    with zf.open(info) as src, open(unpacked / name, "wb") as dst:
-                        left = info.file_size + 1  # never more than the stated size
-                        while chunk := src.read(min(1 << 20, left)):
-                            left -= len(chunk)
-                            if left <= 0:
-                                raise PackError("larger than stated", pack=str(path), file=name)
-                            dst.write(chunk)
-                            reporter.check()
-                except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # damaged in the zip
-                    raise PackError(
-                        f"damaged in the zip file ({e})", pack=str(path), file=name
-                    ) from e
-                except (NotImplementedError, RuntimeError) as e:  # Deflate64, encrypted, …
-                    raise PackError(
-                        f"cannot unpack this zip entry ({e}); re-pack it with plain deflate",
-                        pack=str(path),
-                        file=name,
-                    ) from e
+                _unpack(zf, info, unpacked / name, reporter, path)
             reporter.stage("install", f"installing {manifest['name']}")
             return library.import_pack(unpacked, activate=activate, replace=replace, move=True)
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    """The zip file, or a :class:`PackError` naming it when it is not one."""
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise PackError(f"not a readable zip file ({e})", pack=str(path)) from e
+
+
+def _refuse_escapes(members: list[zipfile.ZipInfo], path: Path) -> None:
+    """Refuse the whole zip, before anything is unpacked, if one entry could land outside the
+    unpacking folder: an absolute path, ``..``, a drive letter or a link."""
+    for info in members:
+        p = PurePosixPath(info.filename.replace("\\", "/"))
+        mode = info.external_attr >> 16
+        if p.is_absolute() or ".." in p.parts or ":" in info.filename or stat.S_ISLNK(mode):
+            raise PackError(
+                f"refused: {info.filename!r} would be written outside the pack's folder",
+                pack=str(path),
+            )
+
+
+def _the_manifest(members: list[zipfile.ZipInfo], path: Path) -> zipfile.ZipInfo:
+    """The one manifest.json at the zip's top or in one folder: that folder is the pack."""
+    manifests = [i for i in members if PurePosixPath(i.filename).name == modelpack.MANIFEST]
+    manifests = [i for i in manifests if len(PurePosixPath(i.filename).parts) <= 2]
+    if len(manifests) != 1:
+        raise PackError(
+            "not a model pack: no manifest.json at its top or in one folder"
+            if not manifests
+            else "holds more than one pack (several manifest.json)",
+            pack=str(path),
+        )
+    return manifests[0]
+
+
+def _listed_members(
+    members: list[zipfile.ZipInfo],
+    manifest: zipfile.ZipInfo,
+    files: dict[str, Any],
+    path: Path,
+) -> dict[str, zipfile.ZipInfo]:
+    """The entries to unpack, by file name: each must be one the manifest lists, beside it and
+    of the stated size. Hidden files and macOS's ``__MACOSX`` folders are passed over."""
+    top = PurePosixPath(manifest.filename).parent
+    wanted: dict[str, zipfile.ZipInfo] = {}
+    for info in members:
+        p = PurePosixPath(info.filename)
+        if info is manifest or p.name.startswith(".") or "__MACOSX" in p.parts:
+            continue
+        if p.parent != top or p.name not in files:
+            raise PackError(
+                "foreign file: not part of this pack (its manifest does not list it)",
+                pack=str(path),
+                file=info.filename,
+            )
+        if info.file_size != files[p.name]["size"]:
+            raise PackError(
+                f"damaged or foreign: {info.file_size} bytes, the manifest says "
+                f"{files[p.name]['size']}",
+                pack=str(path),
+                file=p.name,
+            )
+        wanted[p.name] = info
+    return wanted
+
+
+def _unpack(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, reporter: _Reporter, path: Path
+) -> None:
+    """Unpack one entry, never past its stated size (a zip can lie about it); the zip
+    module's errors become a :class:`PackError` naming the file."""
+    name = target.name
+    try:
+        with zf.open(info) as src, open(target, "wb") as dst:
+            left = info.file_size + 1  # never more than the stated size
+            while chunk := src.read(min(1 << 20, left)):
+                left -= len(chunk)
+                if left <= 0:
+                    raise PackError("larger than stated", pack=str(path), file=name)
+                dst.write(chunk)
+                reporter.check()
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # damaged in the zip
+        raise PackError(f"damaged in the zip file ({e})", pack=str(path), file=name) from e
+    except (NotImplementedError, RuntimeError) as e:  # Deflate64, encrypted, …
+        raise PackError(
+            f"cannot unpack this zip entry ({e}); re-pack it with plain deflate",
+            pack=str(path),
+            file=name,
+        ) from e
 
 
 def install(
