@@ -11,30 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import consistent
 from photos import bad_inputs, good_photos, non_utf8_name, odd_but_valid, write_photo
 
 from photosearch import scanner
 from photosearch.catalog import SCHEMA_VERSION, Catalog, CatalogError, Encoded, Failed
 from photosearch.indexer import IndexControl, Indexer
 from photosearch.library import FolderError, Library, LibraryLockedError, NoModelError
-
-
-@pytest.fixture
-def lib(isolated_home: Path, tiny_clip_pack: Path):
-    library = Library(isolated_home)
-    library.import_pack(tiny_clip_pack)
-    yield library
-    library.close()
-
-
-def consistent(library: Library) -> None:
-    """What a user relies on: index == catalog, no duplicate rows, no catalog damage."""
-    pack = library.pack
-    want = library.catalog.vector_ids(pack.id)
-    assert library.index.matches(want)
-    assert len(np.unique(want)) == len(want)
-    assert library.catalog.integrity_check() == []
-    assert library.doctor() == []
 
 
 def test_index_a_folder_with_good_and_bad_files(lib: Library, tmp_path: Path) -> None:

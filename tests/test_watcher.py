@@ -14,11 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import consistent
 from photos import good_photos, scene, write_photo
 from PIL import Image
 
@@ -41,24 +42,8 @@ FAST = dict(debounce=0.7, max_delay=3.0, settle=0.5, poll_interval=1.0, rescan_i
 
 
 @pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 10
-    while True:
-        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert not left, f"threads left running: {[t.name for t in left]}"
-
-
-@pytest.fixture
-def lib(isolated_home: Path, tiny_clip_pack: Path) -> Iterator[Library]:
-    library = Library(isolated_home)
-    library.import_pack(tiny_clip_pack)
-    yield library
-    library.close()
+def every_test_stops_its_threads(no_leaked_threads: None) -> None:
+    """The conftest check guards every test here: watchers and indexing runs stop."""
 
 
 class Events:
@@ -91,12 +76,6 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) 
 def indexed(library: Library, path: Path) -> bool:
     rec = library.catalog.photo_by_path(path)
     return rec is not None and rec.state == "indexed"
-
-
-def consistent(library: Library) -> None:
-    want = library.catalog.vector_ids(library.pack.id)
-    assert library.index.matches(want)
-    assert library.doctor() == []
 
 
 def start(library: Library, events: Events, **options: float) -> Watcher:
