@@ -1,4 +1,6 @@
-"""The command line, run as a user runs it: a subprocess with its own home."""
+"""The command line, as a user runs it, each test with its own home: most calls go through
+``photosearch.cli.main`` in this process (tests/clirun.py); the ones about the real program —
+``python -m photosearch``, the bytes a terminal receives — run it as a subprocess."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 
 from photosearch import __version__
 
 
-def photosearch(home: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+def spawn(home: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m photosearch ARGS``: a real process, with ``extra_env`` in its environment."""
     env = {**os.environ, "PHOTOSEARCH_HOME": str(home), **extra_env}
     return subprocess.run(
         [sys.executable, "-m", "photosearch", *args],
@@ -25,14 +29,26 @@ def photosearch(home: Path, *args: str, **extra_env: str) -> subprocess.Complete
     )
 
 
+@pytest.fixture
+def photosearch(capsys: pytest.CaptureFixture[str]):
+    """``photosearch(home, *args)``: the command line run in this process."""
+
+    def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(capsys, home, *args)
+
+    return run
+
+
 def test_version(isolated_home: Path) -> None:
-    run = photosearch(isolated_home, "--version")
+    run = spawn(isolated_home, "--version")
     assert run.returncode == 0
     assert run.stdout.strip() == f"photosearch {__version__}"
+    usage = spawn(isolated_home, "--help")
+    assert usage.returncode == 0 and "usage: photosearch" in usage.stdout
 
 
 def test_info_lists_packs_and_reports_broken_ones(
-    isolated_home: Path, tiny_coca_pack: Path
+    isolated_home: Path, tiny_coca_pack: Path, photosearch
 ) -> None:
     models = isolated_home / "models"
     shutil.copytree(tiny_coca_pack, models / "good")
@@ -55,14 +71,14 @@ def test_info_lists_packs_and_reports_broken_ones(
     assert "✗ " in text.stdout and "broken" in text.stdout
 
 
-def test_info_without_packs_says_how_to_get_one(isolated_home: Path) -> None:
+def test_info_without_packs_says_how_to_get_one(isolated_home: Path, photosearch) -> None:
     run = photosearch(isolated_home, "info")
     assert run.returncode == 0
     assert "no model pack installed" in run.stdout
     assert str(isolated_home) in run.stdout
 
 
-def test_models_verify(isolated_home: Path, pack_copy: Path) -> None:
+def test_models_verify(isolated_home: Path, pack_copy: Path, photosearch) -> None:
     ok = photosearch(isolated_home, "models", "verify", str(pack_copy))
     assert ok.returncode == 0, ok.stderr
     assert "checksums match" in ok.stdout
@@ -77,7 +93,9 @@ def test_models_verify(isolated_home: Path, pack_copy: Path) -> None:
     assert "Traceback" not in bad.stderr
 
 
-def test_library_workflow(isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path) -> None:
+def test_library_workflow(
+    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path, photosearch
+) -> None:
     """The commands a script uses, end to end, on a real folder of photos."""
     from photos import bad_inputs, good_photos
 
@@ -147,7 +165,7 @@ def test_library_workflow(isolated_home: Path, tiny_clip_pack: Path, tmp_path: P
     assert good[0].exists()
 
 
-def test_exit_codes(isolated_home: Path, tmp_path: Path) -> None:
+def test_exit_codes(isolated_home: Path, tmp_path: Path, photosearch) -> None:
     usage = photosearch(isolated_home, "search")
     assert usage.returncode == 2 and "usage:" in usage.stderr
     assert photosearch(isolated_home, "folders", "add").returncode == 2
@@ -163,7 +181,7 @@ def test_exit_codes(isolated_home: Path, tmp_path: Path) -> None:
 
 
 def test_non_utf8_file_names_survive_output(
-    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path
+    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path, photosearch
 ) -> None:
     from photos import non_utf8_name
 
@@ -173,9 +191,9 @@ def test_non_utf8_file_names_survive_output(
     strict = {"PYTHONIOENCODING": "utf-8"}  # a plain UTF-8 terminal, no surrogateescape
     for args in (("models", "import", str(tiny_clip_pack)), ("folders", "add", str(photos))):
         assert photosearch(isolated_home, *args).returncode == 0
-    assert photosearch(isolated_home, "index", **strict).returncode == 0
+    assert spawn(isolated_home, "index", **strict).returncode == 0
 
-    as_json = photosearch(isolated_home, "search", "café", "--json", **strict)
+    as_json = spawn(isolated_home, "search", "café", "--json", **strict)
     assert as_json.returncode == 0, as_json.stderr
     (hit,) = json.loads(as_json.stdout)["results"]
     assert os.fsencode(hit["path"]) == os.fsencode(odd.resolve())
@@ -189,7 +207,7 @@ def test_non_utf8_file_names_survive_output(
 
 
 def test_search_options_and_settings(
-    isolated_home: Path, tiny_coca_pack: Path, tmp_path: Path
+    isolated_home: Path, tiny_coca_pack: Path, tmp_path: Path, photosearch
 ) -> None:
     from photos import good_photos
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirun import run_cli
 from photos import good_photos
 from PIL import Image
 
@@ -21,7 +22,8 @@ from photosearch.library import Library
 from photosearch.vectors import VectorIndex
 
 
-def photosearch(home: Path, *args: str | bytes) -> subprocess.CompletedProcess[str]:
+def spawn(home: Path, *args: str | bytes) -> subprocess.CompletedProcess[str]:
+    """``python -m photosearch --home HOME ARGS`` as a real process."""
     return subprocess.run(
         [sys.executable, "-m", "photosearch", "--home", str(home), *args],
         capture_output=True,
@@ -29,6 +31,16 @@ def photosearch(home: Path, *args: str | bytes) -> subprocess.CompletedProcess[s
         errors="surrogateescape",
         timeout=300,
     )
+
+
+@pytest.fixture
+def photosearch(capsys: pytest.CaptureFixture[str]):
+    """``photosearch(home, *args)``: ``photosearch --home HOME ARGS`` run in this process."""
+
+    def run(home: Path, *args: str | bytes) -> subprocess.CompletedProcess[str]:
+        return run_cli(capsys, home, "--home", str(home), *args)
+
+    return run
 
 
 def strict_json(text: str):
@@ -63,7 +75,7 @@ def rewrite_manifest(pack: Path, change) -> None:  # noqa: ANN001
 
 
 def test_a_query_that_is_not_utf8_is_searched(
-    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path
+    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path, photosearch
 ) -> None:
     library_with(isolated_home, tiny_clip_pack, tmp_path / "p")
     for extra in ([], ["--no-names"]):
@@ -81,7 +93,7 @@ def test_a_query_that_is_not_utf8_is_searched(
 
 
 def test_beta_is_bounded_and_scores_stay_numbers(
-    isolated_home: Path, tiny_coca_pack: Path, tmp_path: Path
+    isolated_home: Path, tiny_coca_pack: Path, tmp_path: Path, photosearch
 ) -> None:
     library_with(isolated_home, tiny_coca_pack, tmp_path / "p")
     huge = photosearch(isolated_home, "search", "cat", "--beta", "1e308", "--json")
@@ -103,7 +115,7 @@ def test_beta_is_bounded_and_scores_stay_numbers(
 
 
 def test_status_reports_an_encoder_that_does_not_load(
-    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path
+    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path, photosearch
 ) -> None:
     library_with(isolated_home, tiny_clip_pack, tmp_path / "p")
     pack = installed(isolated_home)
@@ -142,7 +154,7 @@ def test_status_reports_an_encoder_that_does_not_load(
 
 
 def test_a_wrong_embedding_size_is_refused_by_import_and_verify(
-    isolated_home: Path, pack_copy: Path
+    isolated_home: Path, pack_copy: Path, photosearch
 ) -> None:
     def doubled(m: dict) -> None:
         m["embedding_dim"] *= 2
@@ -160,7 +172,7 @@ def test_a_wrong_embedding_size_is_refused_by_import_and_verify(
 
 
 def test_a_byte_flipped_in_an_installed_encoder_is_found_with_its_mtime_put_back(
-    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path
+    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path, photosearch
 ) -> None:
     library_with(isolated_home, tiny_clip_pack, tmp_path / "p")
     assert photosearch(isolated_home, "search", "a red circle").returncode == 0  # stamped
@@ -181,7 +193,9 @@ def test_a_byte_flipped_in_an_installed_encoder_is_found_with_its_mtime_put_back
 # 6 -------------------------------------------------------------------------------------------
 
 
-def test_import_never_writes_into_its_source(isolated_home: Path, pack_copy: Path) -> None:
+def test_import_never_writes_into_its_source(
+    isolated_home: Path, pack_copy: Path, photosearch
+) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in pack_copy.iterdir()}
     for args in (["models", "verify", str(pack_copy)], ["models", "import", str(pack_copy)]):
         run = photosearch(isolated_home, *args)
@@ -252,14 +266,14 @@ def odd_and_damaged(folder: Path) -> None:
 
 
 def test_damaged_files_say_what_is_damaged_and_decoder_warnings_stay_off_the_terminal(
-    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path
+    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path, photosearch
 ) -> None:
     odd_and_damaged(tmp_path / "p")
     good_photos(tmp_path / "p", 2)
     with Library(isolated_home) as lib:
         lib.import_pack(tiny_clip_pack)
         lib.add_folder(tmp_path / "p")
-    run = photosearch(isolated_home, "index")
+    run = spawn(isolated_home, "index")  # a process: pytest would catch warnings in this one
     assert run.returncode == 0, run.stderr
     assert "Warning" not in run.stderr and "warnings.warn" not in run.stderr, run.stderr
     reasons = {

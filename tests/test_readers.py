@@ -10,18 +10,20 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 from photos import good_photos, write_photo
 
 from photosearch.library import Library, LibraryLockedError, ReadOnlyLibraryError
 
 
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "photosearch", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """``cli(home, *args)``: ``photosearch --home HOME ARGS`` run in this process."""
+
+    def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(capsys, home, "--home", str(home), *args)
+
+    return run
 
 
 @pytest.fixture
@@ -78,7 +80,9 @@ def test_a_reader_refuses_changes_and_a_second_writer_is_still_refused(
     assert len(found(writer)) == 6  # the writer is untouched
 
 
-def test_the_command_line_reads_while_index_watch_runs(writer: Library, isolated_home: Path):
+def test_the_command_line_reads_while_index_watch_runs(
+    writer: Library, isolated_home: Path, cli
+) -> None:
     writer.close()
     env = {**os.environ, "PHOTOSEARCH_HOME": str(isolated_home)}
     watch = subprocess.Popen(
