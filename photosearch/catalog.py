@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,140 +23,45 @@ import numpy as np
 from numpy.typing import NDArray
 
 from photosearch.errors import PhotosearchError
+from photosearch.records import (
+    FAILED,
+    INDEXED,
+    PENDING,
+    Encoded,
+    Failed,
+    Filters,
+    Folder,
+    PhotoDetails,
+    PhotoRecord,
+    fs_bytes,
+    fs_path,
+)
+from photosearch.schema import MIGRATIONS, SCHEMA_VERSION, name_text
+
+# The records are defined beside the schema's rows; callers take them from here.
+__all__ = [
+    "FAILED",
+    "INDEXED",
+    "PENDING",
+    "SCHEMA_VERSION",
+    "Catalog",
+    "CatalogError",
+    "Encoded",
+    "Failed",
+    "Filters",
+    "Folder",
+    "PhotoDetails",
+    "PhotoRecord",
+    "fs_bytes",
+    "fs_path",
+    "name_text",
+]
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 2
 
 
 class CatalogError(PhotosearchError):
     """The catalog cannot be opened or is from an unknown (newer) version."""
-
-
-# State of a photo row.
-PENDING = "pending"  # known on disk, not (or no longer) encoded
-INDEXED = "indexed"  # has a vector for the active pack
-FAILED = "error"  # could not be read; the errors table says why
-
-
-def fs_bytes(path: str | os.PathLike[str]) -> bytes:
-    return os.fsencode(os.fspath(path))
-
-
-def fs_path(raw: bytes) -> Path:
-    return Path(os.fsdecode(raw))
-
-
-@dataclass(frozen=True)
-class Folder:
-    id: int
-    path: Path
-    state: str
-    added: float
-    last_scan: float | None
-    device: int | None  # st_dev when last seen: an unmounted drive leaves another device
-
-
-@dataclass(frozen=True)
-class PhotoRecord:
-    id: int
-    path: Path
-    folder_id: int
-    size: int
-    mtime_ns: int
-    content_hash: str | None
-    state: str
-
-
-@dataclass(frozen=True)
-class PhotoDetails:
-    """What a search result shows of a photo."""
-
-    id: int
-    path: Path
-    size: int
-    mtime_ns: int
-    content_hash: str | None
-    width: int | None
-    height: int | None
-    format: str | None
-    taken: str | None  # ISO 8601 from EXIF, local time as the camera wrote it
-    online: bool  # False while its folder is offline (unplugged drive, unmounted share)
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which photos a search may return; None (or empty) means no restriction.
-
-    ``after``/``before`` are ISO date prefixes ("2019", "2019-05", "2019-05-03"): ``after``
-    keeps photos taken on or after its start, ``before`` those taken before its start (so
-    ``before="2020"`` ends with 2019). The date is the EXIF date taken, else the file's
-    modification time (local). ``formats`` are Pillow format names ("JPEG", "PNG", "HEIF").
-    ``folder`` is any folder: photos at any depth under it pass.
-    """
-
-    folder: Path | None = None
-    after: str | None = None
-    before: str | None = None
-    formats: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.folder or self.after or self.before or self.formats)
-
-    def sql(self) -> tuple[str, list[Any]]:
-        """A WHERE fragment over ``photos p`` and its parameters ("1" when unrestricted)."""
-        where, params = [], []
-        if self.folder is not None:
-            prefix = fs_bytes(self.folder).rstrip(b"/") or b"/"
-            # Byte ranges use the path's unique index: everything that starts with "prefix/".
-            lo = prefix if prefix.endswith(b"/") else prefix + b"/"
-            where.append("(p.path = ? OR (p.path >= ? AND p.path < ?))")
-            params += [prefix, lo, lo[:-1] + bytes([lo[-1] + 1])]
-        date = (
-            "COALESCE(p.taken, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1000000000, "
-            "'unixepoch', 'localtime'))"
-        )
-        if self.after:
-            where.append(f"{date} >= ?")
-            params.append(self.after)
-        if self.before:
-            where.append(f"{date} < ?")
-            params.append(self.before)
-        if self.formats:
-            where.append(f"p.format IN ({','.join('?' * len(self.formats))})")
-            params += [f.upper() for f in self.formats]
-        return (" AND ".join(where) or "1"), params
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """A photo read and encoded: everything the catalog records for it, in one write.
-
-    ``size`` and ``mtime_ns`` are the file's as the scan saw it: the write applies only if the
-    row still says the same (the file was not changed, moved or forgotten meanwhile).
-    """
-
-    photo_id: int
-    size: int
-    mtime_ns: int
-    content_hash: str
-    width: int
-    height: int
-    format: str
-    taken: str | None
-    vector: NDArray[np.floating]
-
-
-@dataclass(frozen=True)
-class Failed:
-    """A photo that could not be read. Transient failures (permission, I/O) are retried by the
-    next run; content failures (corrupt, not an image) only once the file changes."""
-
-    photo_id: int
-    size: int
-    mtime_ns: int
-    reason: str
-    transient: bool = False
 
 
 # Ids bound in one ``IN (…)`` query (see Catalog._query_by_ids).
@@ -173,119 +77,6 @@ _PENDING_WHERE = (
     "AND (p.state != 'error' OR EXISTS "
     "(SELECT 1 FROM errors e WHERE e.photo_id = p.id AND e.transient = 1))"
 )
-
-
-# Each migration takes the schema from version i to i + 1, inside one transaction.
-def _migrate_0_to_1(db: sqlite3.Connection) -> None:
-    db.execute(
-        """
-        CREATE TABLE folders (
-            id INTEGER PRIMARY KEY,
-            path BLOB NOT NULL UNIQUE,
-            state TEXT NOT NULL DEFAULT 'ok',
-            added REAL NOT NULL,
-            last_scan REAL,
-            device INTEGER
-        )"""
-    )
-    db.execute(
-        """
-        CREATE TABLE photos (
-            -- AUTOINCREMENT: an id is never reused, so a stale vector can never pass for new
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
-            path BLOB NOT NULL UNIQUE,
-            size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL,
-            content_hash TEXT,
-            width INTEGER,
-            height INTEGER,
-            taken TEXT,
-            format TEXT,
-            state TEXT NOT NULL,
-            added REAL NOT NULL,
-            updated REAL NOT NULL
-        )"""
-    )
-    db.execute("CREATE INDEX photos_folder ON photos(folder_id)")
-    db.execute("CREATE INDEX photos_state ON photos(state)")
-    db.execute("CREATE INDEX photos_hash ON photos(content_hash)")
-    db.execute(
-        """
-        CREATE TABLE vectors (
-            photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
-            pack TEXT NOT NULL,
-            vector BLOB NOT NULL,
-            PRIMARY KEY (photo_id, pack)
-        ) WITHOUT ROWID"""
-    )
-    db.execute("CREATE INDEX vectors_pack ON vectors(pack)")
-    db.execute(
-        """
-        CREATE TABLE errors (
-            photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
-            reason TEXT NOT NULL,
-            transient INTEGER NOT NULL DEFAULT 0,
-            at REAL NOT NULL
-        )"""
-    )
-    db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    # Bumped by every transaction that changes a vector; the vector index records the
-    # generation it reflects, so an index file saved before a crash is never mistaken for
-    # current even when it holds the same ids.
-    db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-    db.execute("INSERT INTO counters VALUES ('vectors', 0)")
-
-
-def name_text(path: bytes, folder: bytes | None) -> str:
-    """What the name search sees of a photo: its folder's own name and its path inside it.
-
-    ``/home/ana/Pictures/Paris 2019/day 2/IMG_2041.jpg`` in the library folder
-    ``/home/ana/Pictures`` reads ``Pictures/Paris 2019/day 2/IMG_2041.jpg``: a query for "paris
-    2019" or "IMG_2041" finds it, and "home" or "ana" (in every path) finds nothing. Names that
-    are not valid UTF-8 are matched on what they decode to.
-    """
-    p = bytes(path)
-    if folder is not None:
-        f = bytes(folder).rstrip(b"/\\")
-        if p.startswith(f) and p[len(f) : len(f) + 1] in (b"/", b"\\"):
-            p = os.path.basename(f) + p[len(f) :]
-    return p.decode("utf-8", "replace")
-
-
-# SQLite calls this (registered on every connection) from the triggers that keep the name
-# index in step with the photos table, inside the same transaction.
-_NAME_SQL = "photosearch_name(new.path, (SELECT path FROM folders WHERE id = new.folder_id))"
-
-
-def _migrate_1_to_2(db: sqlite3.Connection) -> None:
-    # File and folder names, searchable by word: FTS5 (porter stemming, accents folded), kept
-    # in step with ``photos`` by triggers so that no code path can forget it.
-    db.execute(
-        "CREATE VIRTUAL TABLE names USING fts5(name, "
-        "tokenize = 'porter unicode61 remove_diacritics 2')"
-    )
-    db.execute(
-        f"CREATE TRIGGER photos_names_insert AFTER INSERT ON photos BEGIN "
-        f"INSERT INTO names(rowid, name) VALUES (new.id, {_NAME_SQL}); END"
-    )
-    db.execute(
-        f"CREATE TRIGGER photos_names_update AFTER UPDATE OF path, folder_id ON photos BEGIN "
-        f"DELETE FROM names WHERE rowid = old.id; "
-        f"INSERT INTO names(rowid, name) VALUES (new.id, {_NAME_SQL}); END"
-    )
-    db.execute(
-        "CREATE TRIGGER photos_names_delete AFTER DELETE ON photos BEGIN "
-        "DELETE FROM names WHERE rowid = old.id; END"
-    )
-    db.execute(
-        "INSERT INTO names(rowid, name) SELECT p.id, photosearch_name(p.path, f.path) "
-        "FROM photos p LEFT JOIN folders f ON f.id = p.folder_id"
-    )
-
-
-MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2]
-assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 class Catalog:
@@ -698,7 +489,7 @@ class Catalog:
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def match_names(
-        self, words: Sequence[str], *, filters: Filters = Filters(), limit: int = 1000
+        self, words: Sequence[str], *, filters: Filters | None = None, limit: int = 1000
     ) -> list[int]:
         """Photos whose file or folder names hold every one of ``words`` (see
         :func:`name_text`), best match first. A last word with a digit or an underscore — a
@@ -710,7 +501,7 @@ class Catalog:
         last = terms[-1]
         star = "*" if any(c.isdigit() or c == "_" for c in last) else ""
         expr = " ".join(f'"{t}"' for t in terms[:-1]) + f' "{last}"{star}'
-        where, params = filters.sql()
+        where, params = (filters or Filters()).sql()
         try:
             rows = self._query(
                 "SELECT n.rowid FROM names n JOIN photos p ON p.id = n.rowid "

@@ -38,25 +38,22 @@ A ``VectorIndex`` serialises its own calls with a lock; it is safe to share betw
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from photosearch import fsio
+from photosearch import indexfile
 from photosearch.encoders import default_threads
-from photosearch.errors import PhotosearchError
+from photosearch.indexfile import IndexFileError
 
 log = logging.getLogger(__name__)
 
@@ -87,25 +84,6 @@ PARALLEL_QUERIES = 16
 SELECTIVE_FILTER = 0.2
 # Rows converted to float32 and handed to FAISS at a time: bounds the extra memory of a build.
 CHUNK = 65_536
-
-FORMAT = "photosearch-vector-index"
-FORMAT_VERSION = 1
-MAGIC = b"PSVECIDX"
-# magic, format version, JSON header length, payload length, payload CRC-32, header CRC-32
-_PREFIX = struct.Struct("<8sIIQII")
-_IO_BLOCK = 1 << 22
-
-
-class IndexFileError(PhotosearchError):
-    """A vector index file is missing, unreadable, damaged, or does not fit what was expected.
-
-    The library answers it by rebuilding the index from the catalog.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], problem: str):
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"vector index {self.path}: {problem}")
 
 
 def choose_kind(count: int, *, large_threshold: int = LARGE_THRESHOLD) -> str:
@@ -500,27 +478,14 @@ class VectorIndex:
         """
         path = Path(path)
         with self._lock:
-            header = self._header()
             t0 = time.perf_counter()
-            try:
-                with fsio.atomic_file(path, suffix=".tmp") as f:
-                    meta = json.dumps(header, sort_keys=True).encode()
-                    f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(meta), 0, 0, 0))
-                    f.write(meta)
-                    # an untrained IVF index holds nothing: it is saved without a payload
-                    size, crc = (0, 0) if self._index is None else _write_payload(self._index, f)
-                    f.seek(0)
-                    f.write(
-                        _PREFIX.pack(MAGIC, FORMAT_VERSION, len(meta), size, crc, zlib.crc32(meta))
-                    )
-            except OSError as e:
-                raise IndexFileError(path, f"cannot be written: {e}") from e
+            indexfile.write(path, self._header(), self._index)
         log.info("saved %r to %s in %.2f s", self, path, time.perf_counter() - t0)
 
     def _header(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format": indexfile.FORMAT,
+            "format_version": indexfile.FORMAT_VERSION,
             "kind": self._kind,
             "auto": self._auto,
             "dim": self._dim,
@@ -543,26 +508,7 @@ class VectorIndex:
         """
         path = Path(path)
         t0 = time.perf_counter()
-        try:
-            f = path.open("rb")
-        except FileNotFoundError as e:
-            raise IndexFileError(path, "does not exist") from e
-        except OSError as e:
-            raise IndexFileError(path, f"cannot be read: {e}") from e
-        try:
-            with f:
-                header, payload_size, payload_crc = _read_header(path, f)
-                if dim is not None and header["dim"] != dim:
-                    raise IndexFileError(
-                        path, f"holds {header['dim']}-dimensional vectors, expected {dim}"
-                    )
-                start = f.tell()
-                if _crc_of(f, payload_size) != payload_crc:
-                    raise IndexFileError(path, "is damaged (checksum mismatch)")
-                f.seek(start)
-                index = _read_payload(path, f) if payload_size else None
-        except OSError as e:
-            raise IndexFileError(path, f"cannot be read: {e}") from e
+        header, index = indexfile.read(path, dim=dim, kinds=KINDS)
         self = cls._from_file(path, header, index, threads)
         log.info("loaded %r from %s in %.2f s", self, path, time.perf_counter() - t0)
         return self
@@ -613,78 +559,3 @@ class VectorIndex:
         if self._kind == FLAT:
             return faiss.vector_to_array(self._index.id_map).astype(np.int64)
         return _ivf_ids(self._index)
-
-
-def _write_payload(index: faiss.Index, f: BinaryIO) -> tuple[int, int]:
-    """Stream the FAISS index into ``f``; returns (bytes written, CRC-32 of them)."""
-    size = crc = 0
-
-    def write(chunk: bytes) -> None:
-        nonlocal size, crc
-        f.write(chunk)
-        size += len(chunk)
-        crc = zlib.crc32(chunk, crc)
-
-    writer = faiss.PyCallbackIOWriter(write, _IO_BLOCK)
-    faiss.write_index(index, writer)
-    del writer  # flushes its buffer
-    return size, crc
-
-
-def _read_header(path: Path, f: BinaryIO) -> tuple[dict[str, Any], int, int]:
-    file_size = os.fstat(f.fileno()).st_size
-    raw = f.read(_PREFIX.size)
-    if not (raw.startswith(MAGIC) or MAGIC.startswith(raw)):
-        raise IndexFileError(path, "is not a photosearch vector index (unknown signature)")
-    if len(raw) < _PREFIX.size:
-        raise IndexFileError(path, f"is truncated ({file_size} bytes)")
-    _, version, meta_len, payload_size, payload_crc, meta_crc = _PREFIX.unpack(raw)
-    if version > FORMAT_VERSION or version < 1:
-        raise IndexFileError(
-            path, f"has format version {version}; this photosearch reads {FORMAT_VERSION}"
-        )
-    expected = _PREFIX.size + meta_len + payload_size
-    if file_size < expected:
-        raise IndexFileError(path, f"is truncated ({file_size} of {expected} bytes)")
-    if file_size > expected:
-        raise IndexFileError(path, f"has {file_size - expected} unexpected bytes at its end")
-    meta = f.read(meta_len)
-    if zlib.crc32(meta) != meta_crc:
-        raise IndexFileError(path, "has a damaged header (checksum mismatch)")
-    try:
-        header = json.loads(meta)
-        ok = (
-            header["format"] == FORMAT
-            and header["kind"] in KINDS
-            and isinstance(header["dim"], int)
-            and header["dim"] > 0
-            and isinstance(header["count"], int)
-        )
-    except (ValueError, KeyError, TypeError):
-        ok = False
-    if not ok:
-        raise IndexFileError(path, "has an invalid header")
-    return header, payload_size, payload_crc
-
-
-def _crc_of(f: BinaryIO, size: int) -> int:
-    crc = 0
-    left = size
-    while left:
-        chunk = f.read(min(left, _IO_BLOCK))
-        if not chunk:
-            break
-        crc = zlib.crc32(chunk, crc)
-        left -= len(chunk)
-    return crc
-
-
-def _read_payload(path: Path, f: BinaryIO) -> faiss.Index:
-    reader = faiss.PyCallbackIOReader(f.read, _IO_BLOCK)
-    try:
-        return faiss.read_index(reader)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise IndexFileError(path, f"could not be decoded by FAISS: {first}") from e
-    finally:
-        del reader

@@ -19,9 +19,10 @@ from photos import good_photos, write_photo
 
 from photosearch.catalog import Catalog, Filters
 from photosearch.errors import PackError
+from photosearch.latest import LatestSearch
 from photosearch.library import Library
 from photosearch.rerank import Cancelled, TokenCache
-from photosearch.search import LatestSearch, Query, QueryError, parse_date, parse_formats
+from photosearch.search import Query, QueryError, parse_date, parse_formats
 
 SYNTHETIC_PACK = Path(__file__).parent / "data" / "synthetic-pack"
 
@@ -292,11 +293,12 @@ def test_file_and_folder_names_are_found_and_follow_renames(
 
 def test_catalog_from_schema_1_gains_the_name_index(tmp_path: Path) -> None:
     from photosearch import catalog as catalog_mod
+    from photosearch import schema
 
     db = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(db)
     conn.isolation_level = None
-    catalog_mod._migrate_0_to_1(conn)
+    schema._migrate_0_to_1(conn)
     conn.execute("INSERT INTO folders(path, added) VALUES (?, 0)", (b"/photos",))
     conn.execute(
         "INSERT INTO photos(folder_id, path, size, mtime_ns, state, added, updated) "

@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from photosearch import vectors
+from photosearch import indexfile, vectors
 from photosearch.vectors import IndexFileError, VectorIndex
 
 DIM = 32
@@ -269,7 +269,7 @@ def test_a_failed_save_leaves_the_previous_file_and_no_temp_files(
         f.write(b"half an index")
         raise error
 
-    monkeypatch.setattr(vectors, "_write_payload", failing_writer)
+    monkeypatch.setattr(indexfile, "_write_payload", failing_writer)
     with pytest.raises((IndexFileError, type(error))) as caught:
         VectorIndex.build(ids, x).save(path)
     if isinstance(error, OSError):
@@ -340,6 +340,6 @@ def test_loading_with_the_wrong_dimension_names_both(saved: Path) -> None:
 
 def test_a_newer_format_version_is_refused(saved: Path) -> None:
     raw = bytearray(saved.read_bytes())
-    raw[8:12] = (vectors.FORMAT_VERSION + 1).to_bytes(4, "little")
+    raw[8:12] = (indexfile.FORMAT_VERSION + 1).to_bytes(4, "little")
     saved.write_bytes(bytes(raw))
     _load_fails(saved, "format version")

@@ -3,7 +3,7 @@ first-run view until a model pack and a folder are there.
 
 The window holds an open :class:`~photosearch.library.Library` and never calls it on the GUI
 thread: short engine calls go through :class:`Tasks`, searches through a
-:class:`~photosearch.search.LatestSearch`, indexing through the library's folder watcher.
+:class:`~photosearch.latest.LatestSearch`, indexing through the library's folder watcher.
 Their answers come back as queued signals. Closing the window stops all of them, then closes
 the library. The result grid is a :class:`~photosearch.ui.grid.ResultGrid`; the dialogs and
 the viewer open through :class:`~photosearch.ui.window_dialogs.WindowDialogs`.
@@ -41,8 +41,9 @@ from PySide6.QtWidgets import (
 
 from photosearch.errors import PhotosearchError
 from photosearch.imaging import SUPPORTED_EXTENSIONS
+from photosearch.latest import LatestSearch
 from photosearch.library import Library
-from photosearch.search import LatestSearch, Query, Result, Results
+from photosearch.search import Query, Result, Results
 from photosearch.ui import watch_words
 from photosearch.ui.filters import FilterBar
 from photosearch.ui.grid import ResultGrid
