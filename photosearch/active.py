@@ -51,6 +51,11 @@ class Once(Generic[T]):
         """The value if it was made, without making it."""
         return self._value
 
+    def settled(self) -> T | None:
+        """The value if it was made, after waiting out a making in progress."""
+        with self._lock:
+            return self._value
+
 
 # The reranker, or None and why it cannot be used (fast search still works).
 RerankerOrReason = tuple[Reranker | None, str | None]
@@ -67,6 +72,9 @@ class ActiveModels:
     _reranker: Once[RerankerOrReason]
     _load_index: Callable[[modelpack.ModelPack], VectorIndex]
     _open_reranker: Callable[[modelpack.ModelPack], Reranker]
+    # Set when this set's reranker is closed (the set was replaced): a query still holding the
+    # set then gets none, rather than opening one that nobody would close.
+    _closed: threading.Event
 
     @classmethod
     def build(
@@ -82,14 +90,16 @@ class ActiveModels:
     ) -> ActiveModels:
         """``load_index`` and ``open_reranker`` run on first use; an ``image_encoder`` or
         ``index`` already at hand (a pack switch made them) is taken as loaded."""
+        closed = threading.Event()
         return cls(
             pack,
             Once(lambda: TextEncoder(pack, device=device, threads=threads)),
             Once(lambda: ImageEncoder(pack, device=device, threads=threads), image_encoder),
             Once(lambda: load_index(pack), index),
-            Once(lambda: _reranker_or_reason(pack, open_reranker)),
+            Once(lambda: _reranker_or_reason(pack, open_reranker, closed)),
             load_index,
             open_reranker,
+            closed,
         )
 
     @property
@@ -122,19 +132,28 @@ class ActiveModels:
         """The same set with the reranker opened again on first use (its cache was resized);
         this one's reranker is closed."""
         self.close()
-        pack, opener = self.pack, self._open_reranker
-        return replace(self, _reranker=Once(lambda: _reranker_or_reason(pack, opener)))
+        pack, opener, closed = self.pack, self._open_reranker, threading.Event()
+        return replace(
+            self,
+            _reranker=Once(lambda: _reranker_or_reason(pack, opener, closed)),
+            _closed=closed,
+        )
 
     def close(self) -> None:
-        """Close the reranker if it was opened (its cache file)."""
-        loaded = self._reranker.peek()
+        """Close the reranker if it was opened (its cache file); none opens after this."""
+        self._closed.set()
+        loaded = self._reranker.settled()
         if loaded is not None and loaded[0] is not None:
             loaded[0].close()
 
 
 def _reranker_or_reason(
-    pack: modelpack.ModelPack, open_reranker: Callable[[modelpack.ModelPack], Reranker]
+    pack: modelpack.ModelPack,
+    open_reranker: Callable[[modelpack.ModelPack], Reranker],
+    closed: threading.Event,
 ) -> RerankerOrReason:
+    if closed.is_set():
+        return None, "the model pack changed while this search ran: showing the fast results"
     if pack.reranker is None:
         return None, f"the model pack {pack.name!r} has no reranker: showing the fast results"
     try:

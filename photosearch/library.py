@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -164,7 +165,7 @@ class Library:
     @property
     def pack(self) -> modelpack.ModelPack:
         """The active pack (chosen in settings, else the only or first installed one)."""
-        return self._current().pack
+        return self.active.current().pack
 
     @property
     def chosen_pack(self) -> str | None:
@@ -240,12 +241,13 @@ class Library:
         with self._job:
             self.packs.check_removable(name, force=force)
             was_active = name == self.packs.active_name()
-            pack_id = self.packs.uninstall(name)
+            pack_id, gone = self.packs.uninstall(name)
             if was_active:
                 self.active.publish(None)
             if pack_id is not None:
                 self.catalog.drop_vectors(pack_id)
                 self.store.remove(pack_id)
+            shutil.rmtree(gone, ignore_errors=True)
 
     # -- the active models (loaded on first use, replaced as one: see ModelSlot) -----------
 
@@ -256,32 +258,19 @@ class Library:
             self.active.follow(self.packs.chosen, self.catalog.generation())
         return self.active.current()
 
-    def _current(self) -> ActiveModels:
-        return self.active.current()
-
-    def _forget_models(self) -> None:
-        self.active.publish(None)
-
     def _open_reranker(self, pack: modelpack.ModelPack) -> Reranker:
         cache = TokenCache(
             self.paths.cache / CACHE_FILE, int(self.setting("rerank_cache_mb")) << 20
         )
         return Reranker(pack, device=self.device, threads=self.threads, cache=cache)
 
-    def image_encoder_for(self, pack: modelpack.ModelPack) -> ImageEncoder:
-        """The image encoder of ``pack``: the loaded one when it is the active pack."""
-        active = self.active.loaded
-        if active is not None and active.pack is pack:
-            return active.image_encoder
-        return ImageEncoder(pack, device=self.device, threads=self.threads)
-
     @property
     def image_encoder(self) -> ImageEncoder:
-        return self._current().image_encoder
+        return self.active.current().image_encoder
 
     @property
     def text_encoder(self) -> TextEncoder:
-        return self._current().text_encoder
+        return self.active.current().text_encoder
 
     @property
     def index_path(self) -> Path:
@@ -293,11 +282,11 @@ class Library:
         when they differ: after a crash, a copy from elsewhere, or a damaged file. The ids alone
         are not enough (a photo re-encoded keeps its id), so the index also records the
         catalog's vector generation it reflects."""
-        return self._current().index
+        return self.active.current().index
 
     def reranker_or_reason(self) -> tuple[Reranker | None, str | None]:
         """The pack's reranker, or None and why it cannot be used (fast search still works)."""
-        return self._current().reranker_or_reason()
+        return self.active.current().reranker_or_reason()
 
     def rerank_defaults(self, k: int | None = None, beta: float | None = None) -> tuple[int, float]:
         """The rerank depth and β to use: the given ones, else the library's settings, else
@@ -320,7 +309,7 @@ class Library:
     def rebuild_index(self) -> int:
         self._writing("rebuilding the vector index")
         with self._job:
-            active = self._current()
+            active = self.active.current()
             index = self.store.rebuild(active.pack)
             self.store.save(index, active.pack)
             self.active.publish(active.with_index(index), saved=True)
@@ -431,7 +420,7 @@ class Library:
         folders: Sequence[Path] | None,
         defer: Callable[[scanner.FileEntry], bool] | None,
     ) -> IndexRunReport:
-        active = self._current()
+        active = self.active.current()
         cancel = options.control.cancel_event
         try:
             scan = self.scan(folders, defer=defer, cancelled=cancel.is_set)
@@ -494,9 +483,16 @@ class Library:
 
         self._writing("watching its folders")
         watcher = Watcher(self, on_event, **options)
-        watcher.start()
-        with self._watchers_lock:  # the library keeps its watchers, to stop them on close
-            self._watchers = [w for w in self._watchers if w.running] + [watcher]
+        # Known to the library before its thread starts: a Ctrl-C landing in between must not
+        # leave a watcher running that close() does not stop.
+        with self._watchers_lock:
+            self._watchers = [w for w in self._watchers if not w.stopped] + [watcher]
+        try:
+            watcher.start()
+        except BaseException:
+            with self._watchers_lock:
+                self._watchers.remove(watcher)
+            raise
         return watcher
 
     # -- search ----------------------------------------------------------------------------

@@ -141,10 +141,12 @@ class PackShelf:
                 "--force to remove it anyway"
             )
 
-    def uninstall(self, name: str) -> str | None:
-        """Remove the pack ``name``: renamed away first, so a crash never leaves half a pack
-        that looks installed; the settings forget it. Returns its id (None when its manifest
-        is unreadable, so its vectors cannot be told apart)."""
+    def uninstall(self, name: str) -> tuple[str | None, Path]:
+        """Take the pack ``name`` out of the installed ones: renamed away first, so a crash
+        never leaves half a pack that looks installed; the settings forget it. Returns its id
+        (None when its manifest is unreadable, so its vectors cannot be told apart) and where
+        its files now are, to delete once its vectors are forgotten (a leftover is swept when
+        the library next opens)."""
         folder = self.folder / name
         try:
             pack_id: str | None = modelpack.described(folder).id
@@ -156,8 +158,7 @@ class PackShelf:
             self.catalog.delete_setting("active_pack")
         if self.pending == name:
             self.catalog.delete_setting("pending_pack")
-        shutil.rmtree(gone, ignore_errors=True)
-        return pack_id
+        return pack_id, gone
 
 
 def _moved(src: Path, dest: Path) -> bool:

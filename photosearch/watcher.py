@@ -248,6 +248,11 @@ class Watcher:
         return self._paused
 
     @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called (its threads may still be ending)."""
+        return self._stopping.is_set()
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,20 @@ def test_version(isolated_home: Path) -> None:
     assert run.stdout.strip() == f"photosearch {__version__}"
     usage = spawn(isolated_home, "--help")
     assert usage.returncode == 0 and "usage: photosearch" in usage.stdout
+
+
+@pytest.mark.parametrize("started_with", [signal.SIG_IGN, signal.default_int_handler])
+def test_a_command_leaves_ctrl_c_as_it_found_it(isolated_home: Path, photosearch, started_with):
+    """Started with SIGINT ignored (a background job of a script, as CI runs the suite), a
+    command makes Ctrl-C work while it runs and puts the disposition back when it ends; the
+    in-process harness checks that it is unchanged."""
+    previous = signal.signal(signal.SIGINT, started_with)
+    try:
+        run = photosearch(isolated_home, "status", "--json")
+        assert run.returncode == 0, run.stderr
+        assert signal.getsignal(signal.SIGINT) is started_with
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_info_lists_packs_and_reports_broken_ones(

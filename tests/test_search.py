@@ -71,10 +71,22 @@ def test_image_tokens_are_cached_and_score_the_same_warm(coca_lib: Library) -> N
     assert warm.rerank_stats.computed == 0 and warm.rerank_stats.cached == 8
     assert [(r.photo_id, r.score) for r in warm] == [(r.photo_id, r.score) for r in cold]
     # The cache lives on disk: a reranker loaded afresh finds it.
-    coca_lib._forget_models()
+    coca_lib.active.publish(None)  # loaded again on next use
     again = coca_lib.search("a blue square", n=8, rerank=8)
     assert again.rerank_stats.cached == 8
     assert [(r.photo_id, r.score) for r in again] == [(r.photo_id, r.score) for r in cold]
+
+
+def test_a_query_holding_a_replaced_model_set_opens_no_reranker(coca_lib: Library) -> None:
+    """A pack switch (or a cache resize) replaces the active set while a query runs: the
+    query's set then gives no reranker, instead of opening one nobody would ever close."""
+    held = coca_lib.models()
+    coca_lib.active.publish(None)
+    reranker, why = held.reranker_or_reason()
+    assert reranker is None
+    assert why is not None and "changed while this search ran" in why
+    # The library itself refines as before with a fresh set.
+    assert coca_lib.search("a red circle", n=6, rerank=3).refined
 
 
 def test_unreadable_candidate_is_reported_not_fatal(coca_lib: Library) -> None:
@@ -107,7 +119,7 @@ def test_reranker_that_fails_to_load_leaves_fast_search(
         raise PackError("ONNX Runtime cannot load it: bad graph", file="reranker_scorer.onnx")
 
     monkeypatch.setattr("photosearch.library.Reranker", broken)
-    coca_lib._forget_models()
+    coca_lib.active.publish(None)  # loaded again on next use
     res = coca_lib.search("a red circle", n=5, rerank=5)
     assert len(res) == 5 and not res.refined
     assert "could not be loaded" in res.note and "reranker_scorer.onnx" in res.note

@@ -29,6 +29,7 @@ from photosearch.library import Library
 from photosearch.watcher import (
     FolderOffline,
     FolderOnline,
+    IndexingFailed,
     PhotosIndexed,
     Ready,
     Watcher,
@@ -315,6 +316,39 @@ def test_a_pass_cancelled_during_its_scan_records_nothing(lib: Library, tmp_path
     assert rep.run.cancelled and rep.new == 0
     assert lib.status()["photos"] == 0
     assert lib.index_photos().run.indexed == 3
+
+
+def test_a_watcher_that_stopped_on_its_own_is_still_stopped_when_the_library_closes(
+    isolated_home: Path, tiny_clip_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watcher whose thread ended on a bug still holds its file-system observer: watching
+    again must not make the library forget it, or closing leaves the observer running."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    library = Library(isolated_home)
+    library.import_pack(tiny_clip_pack)
+    library.add_folder(folder)
+    broke: list[Watcher] = []
+    real_next_job = Watcher._next_job
+
+    def fails_once(self: Watcher) -> object:
+        if not broke:
+            broke.append(self)
+            raise RuntimeError("a bug in the watcher")
+        return real_next_job(self)
+
+    monkeypatch.setattr(Watcher, "_next_job", fails_once)
+    events = Events()
+    first = library.watch(events, **FAST)
+    assert first.wait(30), "the broken watcher's thread did not end"
+    assert [e.reason for e in events.of(IndexingFailed)] == [
+        "the folder watcher stopped unexpectedly"
+    ]
+    assert not first.running and not first.stopped
+    second = library.watch(**FAST)
+    library.close()
+    assert first.stopped and second.stopped
+    assert first.wait(0) and second.wait(0)
 
 
 def test_event_json_is_stable(tmp_path: Path) -> None:

@@ -8,8 +8,12 @@ Exit codes: 0 ok, 1 the command failed (the reason on stderr), 2 a usage error, 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sqlite3
 import sys
+import threading
+from collections.abc import Iterator
 
 from photosearch.cli.commands.gui import cmd_default
 from photosearch.cli.parser import build_parser
@@ -18,18 +22,23 @@ from photosearch.errors import PhotosearchError
 __all__ = ["build_parser", "main"]
 
 
-def _honour_ctrl_c() -> None:
+@contextlib.contextmanager
+def _honour_ctrl_c() -> Iterator[None]:
     """Make Ctrl-C (SIGINT) stop the command even when it was started with SIGINT ignored.
 
     A non-interactive shell starts its background jobs that way (``photosearch index --watch &``
     in a script, a CI runner), and Python then never raises KeyboardInterrupt: ``index --watch``
-    would run on after ``kill -INT``, which is how it is documented to stop."""
-    import signal
-    import threading
-
+    would run on after ``kill -INT``, which is how it is documented to stop. The disposition
+    is put back when the command ends (``main`` may run inside another program, or a test)."""
     main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if not (main_thread and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -68,14 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
-    _honour_ctrl_c()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _check(parser, args)
-    if args.self_test:
-        from photosearch import selftest
+    with _honour_ctrl_c():
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        _check(parser, args)
+        if args.self_test:
+            from photosearch import selftest
 
-        return selftest.main(args.self_test_pack, args.device)
-    if not getattr(args, "func", None):
-        args.func = cmd_default
-    return _run(args)
+            return selftest.main(args.self_test_pack, args.device)
+        if not getattr(args, "func", None):
+            args.func = cmd_default
+        return _run(args)
