@@ -26,13 +26,19 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Tests run on one worker process per core (pytest-xdist), at most 4: each worker exports the
+# tiny test packs once and holds torch (about 1 GB). worksteal: the long real-architecture
+# exports run beside the rest instead of after it. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --maxprocesses=4 --dist worksteal
+
 # Everything, including the slow group that exports the real architectures (minutes).
 test: lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 # The quick loop while developing: skips the real-architecture exports.
 test-fast: $(VENV)/.installed-dev
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/encoders.py
