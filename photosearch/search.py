@@ -20,8 +20,8 @@ A query is text, an example image, or both, with optional negative terms and fil
 
 ``Searcher.search`` delivers the fast list to ``on_fast`` before refining, and stops refining
 (raising :class:`~photosearch.rerank.Cancelled`) as soon as its ``cancel`` event is set.
-:class:`photosearch.latest.LatestSearch` runs queries on one worker thread so that a newer query cancels the
-refinement of an older one — what search-as-you-type needs.
+:class:`photosearch.latest.LatestSearch` runs queries on one worker thread so that a newer
+query cancels the refinement of an older one — what search-as-you-type needs.
 """
 
 from __future__ import annotations
