@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,11 +187,9 @@ class Watches:
     def __contains__(self, path: object) -> bool:
         return path in self._folders
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Path]:
+        """The watched folders, as a copy (unwatching while iterating is safe)."""
         return iter(list(self._folders))
-
-    def __bool__(self) -> bool:
-        return bool(self._folders)
 
     def watch(self, path: Path) -> str | None:
         """Start a live watch on a folder; None, or why it cannot be watched."""
