@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import hashlib
 import json
 import os
 import platform
@@ -203,7 +204,10 @@ def _graph_sizes(pack: modelpack.ModelPack, names: Sequence[str]) -> dict[str, f
 
 def _exporter_sha256() -> str:
     """Packs and int8 graphs in the cache are stale once the exporter's code changes."""
-    return modelpack.sha256_file(Path(exporter.__file__))
+    code = Path(exporter.__file__).parent
+    return hashlib.sha256(
+        b"".join(modelpack.sha256_file(code / f).encode() for f in ("exporter.py", "scorer.py"))
+    ).hexdigest()
 
 
 def ensure_fp32_pack(name: str, cache: Path) -> tuple[modelpack.ModelPack, dict[str, Any]]:

@@ -29,6 +29,7 @@ from torch import nn
 from photosearch import modelpack
 from photosearch.encoders import trim_padding
 from photosearch.errors import PackError
+from photosearch.export_onnx.scorer import AbsorbedScorer, RerankerScorer
 from photosearch.export_onnx.tokenizer_export import write_tokenizer
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,9 @@ OPSET_DYNAMO = 18
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 # Parity thresholds (the issue's gate): cosine of embeddings, relative log-likelihood error.
 MIN_COSINE = {"fp32": 0.9999, "int8": 0.995}
-MAX_LOGLIK_REL_ERR = 1e-3
+# int8 gate: a ranking instrument, not a bit-exact one. Scores of one query are compared with
+# each other; 1 % of a log-likelihood is well inside the gaps that order a library's photos.
+MAX_LOGLIK_REL_ERR = {"fp32": 1e-3, "int8": 1e-2}
 
 open_clip.add_model_config(CONFIG_DIR)
 
@@ -119,34 +122,6 @@ class RerankerImage(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         _, tokens = self.visual(pixels)
         return tokens
-
-
-class RerankerScorer(nn.Module):
-    """log p(query | image) = sum over query tokens of log p(y_l | y_<l, image), and the count.
-
-    ``input_ids`` is one query, shape [1, length], broadcast over every image so the text tower
-    runs once per query. It may be trimmed after its end token (the runtime sends the shortest
-    form): the text tower is causal, so later positions never change the scores before them.
-    """
-
-    def __init__(self, coca: CoCa):
-        super().__init__()
-        self.text = coca.text
-        self.decoder = coca.text_decoder
-        self.pad_id = int(coca.pad_id)
-
-    def forward(
-        self, image_tokens: torch.Tensor, input_ids: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        _, token_embs = self.text(input_ids)
-        n = image_tokens.shape[0]
-        token_embs = token_embs[:, :-1].expand(n, -1, -1)
-        labels = input_ids[:, 1:].expand(n, -1)
-        logits = self.decoder(image_tokens, token_embs)
-        logp = logits.log_softmax(dim=-1)
-        picked = logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-        mask = (labels != self.pad_id).to(picked.dtype)
-        return (picked * mask).sum(dim=1), mask.sum(dim=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,16 +383,32 @@ def quantize_int8(src: Path, dst: Path) -> None:
     saturate with full-range weights (ViT-B-32's image tower fell to cosine 0.98 here; with
     reduce_range it keeps 0.9997).
     """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
         str(src),
         str(dst),
         op_types_to_quantize=["MatMul", "Gemm"],
+        nodes_to_exclude=_batched_weight_matmuls(onnx.load(str(src))),
         weight_type=QuantType.QInt8,
         per_channel=True,
         reduce_range=True,
     )
+
+
+def _batched_weight_matmuls(proto: Any) -> list[str]:
+    """MatMul nodes whose constant operand is not a matrix (one weight per attention head):
+    ONNX Runtime's per-channel int8 kernels take only 2-D weights, so these stay fp32."""
+    dims = {t.name: len(t.dims) for t in proto.graph.initializer}
+    for node in proto.graph.node:  # constants folded into Constant nodes count too
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].t is not None:
+            dims.setdefault(node.output[0], len(node.attribute[0].t.dims))
+    return [
+        n.name
+        for n in proto.graph.node
+        if n.op_type == "MatMul" and any(dims.get(x, 2) > 2 for x in n.input)
+    ]
 
 
 def _export_embedding_graph(
@@ -523,20 +514,25 @@ def _export_trimmed_text(
     return result
 
 
-def _export_reranker(
-    coca: CoCa,
-    spec: modelpack.ImageSpec,
-    tokenizer: Any,
-    staging: Path,
-    work: Path,
-) -> dict[str, Any]:
+@dataclass
+class _RerankerReference:
+    """torch's answers for the reranker's parity inputs: what every exported graph must match."""
+
+    pixels: np.ndarray
+    ids: np.ndarray  # every parity text, padded to the context length
+    tokens: np.ndarray  # [images, tokens, width]
+    loglik: np.ndarray  # [texts, images]
+    counts: np.ndarray  # [texts]
+    pad_id: int
+
+
+def _reranker_reference(
+    coca: CoCa, spec: modelpack.ImageSpec, tokenizer: Any
+) -> _RerankerReference:
     pixels = parity_pixels(spec, n=4, seed=1)
     ids_full = tokenizer(PARITY_TEXTS).numpy()
-    image_graph = RerankerImage(coca).eval()
-    scorer = RerankerScorer(coca).eval()
-
     with torch.no_grad():
-        tokens_ref = image_graph(torch.from_numpy(pixels)).numpy()
+        tokens_ref = RerankerImage(coca).eval()(torch.from_numpy(pixels)).numpy()
         # Reference from CoCa's own teacher-forcing path on full-length (padded) ids.
         ll_ref = []
         for i in range(len(PARITY_TEXTS)):
@@ -546,23 +542,25 @@ def _export_reranker(
             labels = out["labels"]
             mask = (labels != coca.pad_id).float()
             ll_ref.append(((logp.gather(-1, labels[..., None])[..., 0]) * mask).sum(1).numpy())
-        ll_ref = np.stack(ll_ref)  # [texts, images]
-        counts_ref = (ids_full[:, 1:] != coca.pad_id).sum(1)
-
-    img_path = staging / modelpack.RERANKER_IMAGE
-    _export(
-        image_graph,
-        (torch.from_numpy(pixels),),
-        img_path,
-        ["pixels"],
-        ["image_tokens"],
-        {"pixels": {0: "batch"}, "image_tokens": {0: "batch"}},
+    return _RerankerReference(
+        pixels=pixels,
+        ids=ids_full,
+        tokens=tokens_ref,
+        loglik=np.stack(ll_ref),
+        counts=(ids_full[:, 1:] != coca.pad_id).sum(1),
+        pad_id=int(coca.pad_id),
     )
-    scorer_path = staging / modelpack.RERANKER_SCORER
+
+
+def export_scorer_graph(
+    coca: CoCa, ref: _RerankerReference, path: Path, *, absorbed: bool = True
+) -> None:
+    """The scoring graph, in the absorbed form (the pack's) or open_clip's own (the baseline)."""
+    module = (AbsorbedScorer if absorbed else RerankerScorer)(coca).eval()
     _export(
-        scorer,
-        (torch.from_numpy(tokens_ref), torch.from_numpy(ids_full[:1])),
-        scorer_path,
+        module,
+        (torch.from_numpy(ref.tokens), torch.from_numpy(trim_padding(ref.ids[:1], ref.pad_id))),
+        path,
         ["image_tokens", "input_ids"],
         ["log_likelihood", "token_count"],
         {
@@ -574,37 +572,142 @@ def _export_reranker(
         dynamo=True,
     )
 
-    (tokens_ort,) = _cpu_session(img_path).run(["image_tokens"], {"pixels": pixels})
-    token_err = float(np.abs(tokens_ort - tokens_ref).max() / (np.abs(tokens_ref).max() + 1e-12))
-    if not np.isfinite(token_err) or token_err > 1e-3:
-        raise ParityError(
-            f"image tokens differ from torch: rel. error {token_err:.2e}", file=img_path.name
-        )
-    sess = _cpu_session(scorer_path)
+
+def scorer_error(path: Path, ref: _RerankerReference, tokens: np.ndarray) -> float:
+    """Largest relative log-likelihood error of the scorer at ``path`` against torch, over every
+    parity text (trimmed as the runtime trims it, and once untrimmed), on ``tokens``."""
+    sess = _cpu_session(path)
     worst = 0.0
-    for i in range(len(PARITY_TEXTS)):
-        # One query broadcast over all images, trimmed like the runtime trims it.
-        q = trim_padding(ids_full[i : i + 1], coca.pad_id)
-        ll, cnt = sess.run(None, {"image_tokens": tokens_ort, "input_ids": q})
-        rel = np.abs(ll - ll_ref[i]) / np.maximum(np.abs(ll_ref[i]), 1e-6)
-        worst = max(worst, float(rel.max()))
-        if not np.all(cnt == counts_ref[i]):
-            raise ParityError(f"token count {cnt} != {counts_ref[i]}", file=scorer_path.name)
-    # And untrimmed, full context length: the same scores.
-    ll_full, _ = sess.run(None, {"image_tokens": tokens_ort, "input_ids": ids_full[:1]})
-    worst = max(worst, float((np.abs(ll_full - ll_ref[0]) / np.abs(ll_ref[0])).max()))
-    if not np.isfinite(worst) or worst > MAX_LOGLIK_REL_ERR:
+    queries = [trim_padding(ref.ids[i : i + 1], ref.pad_id) for i in range(len(ref.ids))]
+    for i, q in enumerate([*queries, ref.ids[:1]]):
+        row = i if i < len(queries) else 0
+        try:
+            ll, cnt = sess.run(None, {"image_tokens": tokens, "input_ids": q})
+        except Exception as e:  # onnxruntime's own untyped errors: this graph is unusable
+            raise ParityError(f"ONNX Runtime cannot run it: {e}"[:300], file=path.name) from e
+        if not np.all(cnt == ref.counts[row]):
+            raise ParityError(f"token count {cnt} != {ref.counts[row]}", file=path.name)
+        rel = np.abs(ll - ref.loglik[row]) / np.maximum(np.abs(ref.loglik[row]), 1e-6)
+        worst = max(worst, float(rel.max()) if np.isfinite(rel).all() else float("inf"))
+    return worst
+
+
+def _gate_scorer(path: Path, ref: _RerankerReference, tokens: np.ndarray, precision: str) -> float:
+    worst = scorer_error(path, ref, tokens)
+    gate = MAX_LOGLIK_REL_ERR[precision]
+    if not worst <= gate:
         raise ParityError(
-            f"log-likelihood differs from torch: max rel. error {worst:.2e} "
-            f"(gate {MAX_LOGLIK_REL_ERR})",
-            file=scorer_path.name,
+            f"log-likelihood differs from torch ({precision}): max rel. error {worst:.2e} "
+            f"(gate {gate})",
+            file=path.name,
         )
-    return {
+    return worst
+
+
+def _export_reranker_image(
+    coca: CoCa, ref: _RerankerReference, work: Path, quantize: str | None
+) -> tuple[Path, float, np.ndarray | None]:
+    """The image-token graph in ``work``, gated at fp32 on its tokens against torch.
+
+    Returns its path, the tokens' relative error and, with ``quantize="int8"``, the tokens the
+    int8 graph (written beside it) gives, rounded to float16 as the runtime stores them.
+    """
+    fp32 = work / "reranker_image.fp32.onnx"
+    _export(
+        RerankerImage(coca).eval(),
+        (torch.from_numpy(ref.pixels),),
+        fp32,
+        ["pixels"],
+        ["image_tokens"],
+        {"pixels": {0: "batch"}, "image_tokens": {0: "batch"}},
+    )
+    (tokens,) = _cpu_session(fp32).run(["image_tokens"], {"pixels": ref.pixels})
+    err = float(np.abs(tokens - ref.tokens).max() / (np.abs(ref.tokens).max() + 1e-12))
+    if not np.isfinite(err) or err > 1e-3:
+        raise ParityError(
+            f"image tokens differ from torch: rel. error {err:.2e}", file=modelpack.RERANKER_IMAGE
+        )
+    if quantize != "int8":
+        return fp32, err, None
+    quantize_int8(fp32, work / "reranker_image.int8.onnx")
+    (tokens_q,) = _cpu_session(work / "reranker_image.int8.onnx").run(
+        ["image_tokens"], {"pixels": ref.pixels}
+    )
+    return fp32, err, tokens_q.astype(np.float16).astype(np.float32)
+
+
+def _int8_if_gated(
+    fp32: Path, int8: Path, gate: Callable[[Path], float], what: str, result: dict[str, Any]
+) -> Path:
+    """``int8`` when ``gate(int8)`` passes (its figure recorded), else ``fp32`` and why."""
+    try:
+        result[f"int8_{what}_loglik_max_rel_err"] = gate(int8)
+    except ParityError as e:
+        result[f"int8_{what}_rejected"] = str(e)
+        log.warning("reranker %s: int8 rejected, keeping fp32: %s", what, e)
+        return fp32
+    result[f"{what}_precision"] = "int8"
+    return int8
+
+
+def _export_reranker(
+    coca: CoCa,
+    spec: modelpack.ImageSpec,
+    tokenizer: Any,
+    staging: Path,
+    work: Path,
+    quantize: str | None = None,
+) -> dict[str, Any]:
+    """Both reranker graphs into ``staging``, each gated against torch.
+
+    The scorer is the absorbed form (:mod:`.scorer`), gated at fp32 on the tokens torch gives.
+    With ``quantize="int8"`` the int8 scorer and the int8 image graph are each kept only when
+    the log-likelihoods they lead to stay within the int8 gate of torch's: the int8 scorer on
+    float16-rounded torch tokens, the int8 image graph's tokens (float16, as the cache keeps
+    them) through the fp32 scorer, and finally both together.
+    """
+    ref = _reranker_reference(coca, spec, tokenizer)
+    image_fp32, token_err, tokens_q = _export_reranker_image(coca, ref, work, quantize)
+    scorer_fp32 = work / "reranker_scorer.fp32.onnx"
+    export_scorer_graph(coca, ref, scorer_fp32)
+    result: dict[str, Any] = {
+        "form": "absorbed",
         "image_tokens_max_rel_err": token_err,
-        "loglik_max_rel_err": worst,
-        "tokens": int(tokens_ref.shape[1]),
-        "token_dim": int(tokens_ref.shape[2]),
+        "loglik_max_rel_err": _gate_scorer(scorer_fp32, ref, ref.tokens, "fp32"),
+        "tokens": int(ref.tokens.shape[1]),
+        "token_dim": int(ref.tokens.shape[2]),
+        "image_precision": "fp32",
+        "scorer_precision": "fp32",
     }
+    image, scorer = image_fp32, scorer_fp32
+    if quantize == "int8":
+        assert tokens_q is not None
+        tokens16 = ref.tokens.astype(np.float16).astype(np.float32)
+        scorer_q = work / "reranker_scorer.int8.onnx"
+        quantize_int8(scorer_fp32, scorer_q)
+        scorer = _int8_if_gated(
+            scorer_fp32,
+            scorer_q,
+            lambda p: _gate_scorer(p, ref, tokens16, "int8"),
+            "scorer",
+            result,
+        )
+        image = _int8_if_gated(
+            image_fp32,
+            work / "reranker_image.int8.onnx",
+            lambda p: _gate_scorer(scorer_fp32, ref, tokens_q, "int8"),
+            "image",
+            result,
+        )
+        if image != image_fp32 and scorer != scorer_fp32:
+            # Both int8: their errors add up; the pair must pass the gate too.
+            result["int8_both_loglik_max_rel_err"] = worst = scorer_error(scorer, ref, tokens_q)
+            if not worst <= MAX_LOGLIK_REL_ERR["int8"]:
+                image, result["image_precision"] = image_fp32, "fp32"
+                result["int8_image_rejected"] = f"with the int8 scorer: {worst:.2e}"
+    shutil.move(str(image), staging / modelpack.RERANKER_IMAGE)
+    shutil.move(str(scorer), staging / modelpack.RERANKER_SCORER)
+    return result
 
 
 def parse_reranker(value: str | None) -> Source | str | None:
@@ -708,7 +811,7 @@ def export_pack(
                     f"{rsrc.model} is a {type(coca).__name__}"
                 )
             say("exporting the cross-attention reranker")
-            rer = _export_reranker(coca, rspec, rtok, staging, work)
+            rer = _export_reranker(coca, rspec, rtok, staging, work, quantize)
             rtok_dir = work / "reranker_tokenizer"
             rtok_dir.mkdir()
             rtok_cfg = write_tokenizer(rtok, rtok_dir)
@@ -727,6 +830,9 @@ def export_pack(
                 "tokenizer": rtok_cfg,
                 "tokens": rer.pop("tokens"),
                 "token_dim": rer.pop("token_dim"),
+                "form": rer["form"],
+                "image_precision": rer["image_precision"],
+                "scorer_precision": rer["scorer_precision"],
             }
             manifest["parity"]["reranker"] = rer
         say("writing the manifest")

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 #: (256 KiB) a photo, so 1 GiB keeps about 4,000 photos: the top results of many queries.
 DEFAULT_CACHE_BYTES = 1 << 30
 CACHE_FILE = "rerank-tokens.sqlite3"
+#: Candidates scored in one run of the scoring graph: the usual depths (20–100) in one run,
+#: the deepest (1000) in eight. The absorbed graph's memory per candidate is small (its largest
+#: intermediate is heads × query length × tokens floats: 80 KiB for CoCa ViT-B-32).
+SCORE_BATCH = 128
 
 
 class Cancelled(PhotosearchError):
@@ -65,12 +69,14 @@ class CrossAttentionScorer:
         device: str = "auto",
         threads: int | None = None,
         batch_size: int = 16,
+        score_batch: int = SCORE_BATCH,
     ):
         spec = pack.reranker
         if spec is None:
             raise PackError("this pack has no reranker", pack=str(pack.path))
         self.spec = spec
         self.batch_size = batch_size
+        self.score_batch = max(1, score_batch)
         self.image_session = create_session(
             pack.path / spec.image_file, device=device, threads=threads
         )
@@ -117,8 +123,8 @@ class CrossAttentionScorer:
         """Log-likelihood of ``text`` given each image, and the number of scored tokens."""
         ids = self.query_ids(text)
         lls, counts = [], []
-        for start in range(0, len(tokens), self.batch_size):
-            batch = np.ascontiguousarray(tokens[start : start + self.batch_size], np.float32)
+        for start in range(0, len(tokens), self.score_batch):
+            batch = np.ascontiguousarray(tokens[start : start + self.score_batch], np.float32)
             try:
                 ll, n = self.scorer_session.run(None, {"image_tokens": batch, "input_ids": ids})
             except Exception as e:
@@ -312,9 +318,10 @@ class Reranker:
         cache: TokenCache | None = None,
         batch_size: int = 16,
         decode_threads: int = 2,
+        score_batch: int = SCORE_BATCH,
     ):
         self.scorer = CrossAttentionScorer(
-            pack, device=device, threads=threads, batch_size=batch_size
+            pack, device=device, threads=threads, batch_size=batch_size, score_batch=score_batch
         )
         self.spec = self.scorer.spec
         self.cache = cache
@@ -431,9 +438,9 @@ class Reranker:
         t1 = time.perf_counter()
         hbar = np.full(len(photos), np.nan, np.float32)
         rows = [i for i, p in enumerate(photos) if tokens.get(p.id) is not None]
-        for start in range(0, len(rows), self.batch_size):
+        for start in range(0, len(rows), self.scorer.score_batch):
             check(cancel)
-            part = rows[start : start + self.batch_size]
+            part = rows[start : start + self.scorer.score_batch]
             batch = np.stack([tokens[photos[i].id] for i in part]).astype(np.float32)
             ll, count = self.scorer.score(text, batch)
             hbar[part] = ll / np.maximum(count, 1)

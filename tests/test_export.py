@@ -91,7 +91,7 @@ def test_tiny_coca_parity_and_reranker_loglik(tiny_coca_pack: Path) -> None:
             mask = out["labels"] != 0
             ref = (logp.gather(-1, out["labels"][..., None])[..., 0] * mask).sum(1).numpy()
         ll, count = scorer.score(text, scorer.image_tokens(pixels))
-        np.testing.assert_allclose(ll, ref, rtol=exporter.MAX_LOGLIK_REL_ERR)
+        np.testing.assert_allclose(ll, ref, rtol=exporter.MAX_LOGLIK_REL_ERR["fp32"])
         assert (count == mask.sum(1).numpy()).all()
 
 
@@ -207,7 +207,7 @@ def test_real_architecture_parity(
     )
     _assert_dual_encoder_parity(out, model_name)
     if reranker == "self":
-        assert m["parity"]["reranker"]["loglik_max_rel_err"] <= exporter.MAX_LOGLIK_REL_ERR
+        assert m["parity"]["reranker"]["loglik_max_rel_err"] <= exporter.MAX_LOGLIK_REL_ERR["fp32"]
 
 
 def test_correct_cls_mask_is_applied_and_recorded(tmp_path: Path) -> None:
