@@ -350,17 +350,23 @@ class Reranker:
     ) -> dict[int, NDArray[np.float16] | None]:
         """Decode and tokenise photos: id → float16 tokens (None if the file cannot be read).
 
-        Each batch is cached as soon as it is done, so a refinement cancelled by the next
-        keystroke still leaves its work for the query that replaced it.
+        Every decode is queued at once, so the decode threads read the next batch's files
+        while the image graph encodes this one. Each batch is cached as soon as it is done, so
+        a refinement cancelled by the next keystroke still leaves its work for the query that
+        replaced it.
         """
         out: dict[int, NDArray[np.float16] | None] = {}
-        with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="rerank-decode") as pool:
+        pool = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="rerank-decode")
+        try:
+            decoded = [pool.submit(self._pixels, p, cancel) for p in photos]
             for start in range(0, len(photos), self.batch_size):
                 check(cancel)
                 part = photos[start : start + self.batch_size]
-                pixels = list(pool.map(lambda p: self._pixels(p, cancel), part))
+                pixels = [f.result() for f in decoded[start : start + self.batch_size]]
                 check(cancel)
                 out.update(self._tokenise(part, pixels))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return out
 
     def _pixels(
