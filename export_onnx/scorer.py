@@ -95,13 +95,16 @@ class _AbsorbedCrossAttention(nn.Module):
         self.register_buffer("b_v", (w_v @ beta + b_v).reshape(heads, 1, d))
         self.out_proj = attn.out_proj
 
-    def forward(self, x: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
-        """``x`` [n, length, width] text states, ``normed`` [n, tokens, width] = N."""
+    def forward(
+        self, x: torch.Tensor, normed: torch.Tensor, normed_t: torch.Tensor
+    ) -> torch.Tensor:
+        """``x`` [n, length, width] text states; ``normed`` [n, tokens, width] = N and
+        ``normed_t`` its transpose (made once for all layers, not once a layer)."""
         n, length, width = x.shape
         q = self.ln_1(x) @ self.w_q + self.b_q  # [n, L, width]
         q = q.reshape(n, length, self.heads, self.d).transpose(1, 2)  # [n, H, L, d]
         qk = q @ self.w_k  # [n, H, L, width]
-        scores = qk.reshape(n, self.heads * length, width) @ normed.transpose(1, 2)
+        scores = qk.reshape(n, self.heads * length, width) @ normed_t
         probs = scores.softmax(dim=-1)  # [n, H·L, tokens]
         read = (probs @ normed).reshape(n, self.heads, length, width)  # softmax · N
         v = read @ self.w_v + self.b_v  # [n, H, L, d]
@@ -143,10 +146,11 @@ class AbsorbedScorer(nn.Module):
             image_tokens, image_tokens.shape[-1:], None, None, self.kv_eps
         )
         # The first self-attention block sees only the query: run it once, not per photo.
+        normed_t = normed.transpose(1, 2).contiguous()
         x = self.self_blocks[0](x, attn_mask=mask).expand(n, -1, -1)
         for i, cross in enumerate(self.cross_blocks):
             if i > 0:
                 x = self.self_blocks[i](x, attn_mask=mask)
-            x = cross(x, normed)
+            x = cross(x, normed, normed_t)
         logits = self.ln_final(x) @ self.text_projection
         return _labels_loglik(logits, input_ids, self.pad_id)
