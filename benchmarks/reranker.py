@@ -46,6 +46,8 @@ PHOTO_SIZE = (4032, 3024)  # a 12-megapixel phone photo
 def ensure_packs(cache: Path) -> dict[str, Path]:
     """The int8 pack (as the exporter writes it) and two packs that differ from it only in
     their reranker graphs: fp32 absorbed, and the baseline (fp32, open_clip's own decoder)."""
+    import open_clip
+
     from photosearch.export_onnx import exporter
 
     stamp = {"exporter_sha256": _exporter_sha256(), "model": MODEL}
@@ -68,11 +70,11 @@ def ensure_packs(cache: Path) -> dict[str, Path]:
         progress=lambda m: say(m),
     )
     model, cfg = exporter.create_model(exporter.Source(MODEL, None))
-    tok = __import__("open_clip").get_tokenizer(MODEL)
+    tok = open_clip.get_tokenizer(MODEL)
     ref = exporter._reranker_reference(model, exporter.image_spec(cfg), tok)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        image, _, _ = exporter._export_reranker_image(model, ref, work, None)
+        image, _, _, _ = exporter._export_reranker_image(model, ref, work, None)
         for key, absorbed in (("absorbed-fp32", True), ("baseline", False)):
             say(f"exporting the {key} scorer")
             scorer = work / f"{key}.onnx"

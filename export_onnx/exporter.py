@@ -606,11 +606,12 @@ def _gate_scorer(path: Path, ref: _RerankerReference, tokens: np.ndarray, precis
 
 def _export_reranker_image(
     coca: CoCa, ref: _RerankerReference, work: Path, quantize: str | None
-) -> tuple[Path, float, np.ndarray | None]:
+) -> tuple[Path, float, np.ndarray, np.ndarray | None]:
     """The image-token graph in ``work``, gated at fp32 on its tokens against torch.
 
-    Returns its path, the tokens' relative error and, with ``quantize="int8"``, the tokens the
-    int8 graph (written beside it) gives, rounded to float16 as the runtime stores them.
+    Returns its path, the tokens' relative error, the tokens it gives and, with
+    ``quantize="int8"``, the tokens the int8 graph (written beside it) gives, rounded to
+    float16 as the runtime stores them.
     """
     fp32 = work / "reranker_image.fp32.onnx"
     _export(
@@ -628,12 +629,12 @@ def _export_reranker_image(
             f"image tokens differ from torch: rel. error {err:.2e}", file=modelpack.RERANKER_IMAGE
         )
     if quantize != "int8":
-        return fp32, err, None
+        return fp32, err, tokens, None
     quantize_int8(fp32, work / "reranker_image.int8.onnx")
     (tokens_q,) = _cpu_session(work / "reranker_image.int8.onnx").run(
         ["image_tokens"], {"pixels": ref.pixels}
     )
-    return fp32, err, tokens_q.astype(np.float16).astype(np.float32)
+    return fp32, err, tokens, tokens_q.astype(np.float16).astype(np.float32)
 
 
 def _int8_if_gated(
@@ -660,20 +661,21 @@ def _export_reranker(
 ) -> dict[str, Any]:
     """Both reranker graphs into ``staging``, each gated against torch.
 
-    The scorer is the absorbed form (:mod:`.scorer`), gated at fp32 on the tokens torch gives.
+    The scorer is the absorbed form (:mod:`.scorer`), gated at fp32 on the tokens the fp32
+    image graph gives (the whole exported path against torch's).
     With ``quantize="int8"`` the int8 scorer and the int8 image graph are each kept only when
     the log-likelihoods they lead to stay within the int8 gate of torch's: the int8 scorer on
     float16-rounded torch tokens, the int8 image graph's tokens (float16, as the cache keeps
     them) through the fp32 scorer, and finally both together.
     """
     ref = _reranker_reference(coca, spec, tokenizer)
-    image_fp32, token_err, tokens_q = _export_reranker_image(coca, ref, work, quantize)
+    image_fp32, token_err, tokens, tokens_q = _export_reranker_image(coca, ref, work, quantize)
     scorer_fp32 = work / "reranker_scorer.fp32.onnx"
     export_scorer_graph(coca, ref, scorer_fp32)
     result: dict[str, Any] = {
         "form": "absorbed",
         "image_tokens_max_rel_err": token_err,
-        "loglik_max_rel_err": _gate_scorer(scorer_fp32, ref, ref.tokens, "fp32"),
+        "loglik_max_rel_err": _gate_scorer(scorer_fp32, ref, tokens, "fp32"),
         "tokens": int(ref.tokens.shape[1]),
         "token_dim": int(ref.tokens.shape[2]),
         "image_precision": "fp32",

@@ -145,8 +145,8 @@ class AbsorbedScorer(nn.Module):
         normed = nn.functional.layer_norm(
             image_tokens, image_tokens.shape[-1:], None, None, self.kv_eps
         )
-        # The first self-attention block sees only the query: run it once, not per photo.
         normed_t = normed.transpose(1, 2).contiguous()
+        # The first self-attention block sees only the query: run it once, not per photo.
         x = self.self_blocks[0](x, attn_mask=mask).expand(n, -1, -1)
         for i, cross in enumerate(self.cross_blocks):
             if i > 0:
