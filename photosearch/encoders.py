@@ -276,21 +276,28 @@ class TextEncoder(_Encoder):
     def encode_tokens(self, ids: NDArray[np.int64]) -> Vector:
         if self.dynamic_length:
             outs = [
-                self._run_batches(
-                    "input_ids", trim_padding(ids[i : i + self.batch_size], self.pad_id)
-                )
+                self._run_batches("input_ids", trim_text(ids[i : i + self.batch_size], self.pad_id))
                 for i in range(0, len(ids), self.batch_size)
             ]
             return np.concatenate(outs) if outs else np.zeros((0, self.dim), np.float32)
         return self._run_batches("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
 
 
-def trim_padding(ids: NDArray[np.int64], pad_id: int) -> NDArray[np.int64]:
+def trim_padding(ids: NDArray[np.int64], pad_id: int, *, spare: int = 0) -> NDArray[np.int64]:
     """Drop the padding columns after the longest query of the batch (for graphs that take
-    any length: causal text towers and the reranker's scorer)."""
+    any length: causal text towers and the reranker's scorer), keeping ``spare`` of them."""
     used = np.nonzero((ids != pad_id).any(axis=0))[0]
     end = int(used[-1]) + 1 if len(used) else 1
-    return np.ascontiguousarray(ids[:, :end], dtype=np.int64)
+    return np.ascontiguousarray(ids[:, : end + spare], dtype=np.int64)
+
+
+def trim_text(ids: NDArray[np.int64], pad_id: int) -> NDArray[np.int64]:
+    """How a dynamic-length text graph is fed: cut one id after the longest end token.
+
+    The spare padding id costs one token and is what CoCa's legacy (off-by-one) padding mask
+    lets its class token see; causal towers never look past their end token either way.
+    """
+    return trim_padding(ids, pad_id, spare=1)
 
 
 def check_pack(pack: ModelPack) -> None:
