@@ -30,7 +30,7 @@ import numpy as np
 from photosearch import config, health, imaging, modelpack, scanner
 from photosearch.active import ActiveModels, IndexStore, ModelSlot
 from photosearch.catalog import Catalog, Folder
-from photosearch.encoders import ImageEncoder, TextEncoder
+from photosearch.encoders import ImageEncoder, TextEncoder, forget_saved_graphs
 from photosearch.errors import PackError, PhotosearchError
 from photosearch.indexer import IndexControl, Progress
 from photosearch.lock import DataDirLock, LibraryLockedError
@@ -66,6 +66,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CATALOG_FILE = "catalog.sqlite3"
+SAVED_GRAPHS = "onnx"  # under the cache folder: optimised copies of packs' graphs
 
 
 class ReadOnlyLibraryError(PhotosearchError):
@@ -114,6 +115,7 @@ class Library:
             self._open_reranker,
             device=device,
             threads=threads,
+            saved_graphs=self.paths.cache / SAVED_GRAPHS,
         )
         # One mutating job at a time (index, scan, remove, switch pack); searches run beside it.
         self._job = threading.RLock()
@@ -251,6 +253,7 @@ class Library:
                 self.catalog.drop_vectors(pack_id)
                 self.store.remove(pack_id)
             shutil.rmtree(gone, ignore_errors=True)
+            forget_saved_graphs(self.paths.cache / SAVED_GRAPHS, name)
 
     # -- the active models (loaded on first use, replaced as one: see ModelSlot) -----------
 
