@@ -576,7 +576,15 @@ class Library:
         reranker, _ = self.reranker_or_reason()
         if reranker is None:
             return 0
-        return precompute_tokens(reranker, self.catalog, self.pack.id, control)
+        return precompute_tokens(
+            reranker, self.catalog, self.pack.id, control, user_idle=self.searcher.idle_seconds
+        )
+
+    def record_view(self, photo_id: int) -> None:
+        """The user opened this photo (the window's viewer): the reranker's background token
+        pass does the most viewed photos first."""
+        self._writing("recording a view")
+        self.catalog.record_view(photo_id)
 
     # -- what the catalog says, for the faces ------------------------------------------------
 

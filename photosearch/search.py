@@ -270,6 +270,15 @@ class Searcher:
 
     def __init__(self, library: SearchSource):
         self.library = library
+        self._activity = threading.Lock()
+        self._running = 0
+        self._last_end = float("-inf")
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last query ended (0 while one runs): background work (the
+        reranker's token pass) waits while the user is searching."""
+        with self._activity:
+            return 0.0 if self._running else time.monotonic() - self._last_end
 
     # -- pieces ----------------------------------------------------------------------------
 
@@ -370,6 +379,21 @@ class Searcher:
         nothing to refine, the fast list is the final list and ``on_fast`` is not called.
         Raises :class:`Cancelled` if ``cancel`` is set before the refinement ends.
         """
+        with self._activity:
+            self._running += 1
+        try:
+            return self._search(query, on_fast, cancel)
+        finally:
+            with self._activity:
+                self._running -= 1
+                self._last_end = time.monotonic()
+
+    def _search(
+        self,
+        query: Query,
+        on_fast: Callable[[Results], None] | None,
+        cancel: threading.Event | None,
+    ) -> Results:
         query.check()
         if query.filters.folder is not None:  # the catalog holds resolved paths
             query = replace(
