@@ -29,6 +29,7 @@ from torch import nn
 from photosearch import modelpack
 from photosearch.encoders import trim_padding, trim_text
 from photosearch.errors import PackError
+from photosearch.export_onnx.lean import lean_copy
 from photosearch.export_onnx.scorer import AbsorbedScorer, RerankerScorer
 from photosearch.export_onnx.tokenizer_export import write_tokenizer
 
@@ -472,11 +473,14 @@ def _export_embedding_graph(
     *,
     quantize: str | None,
     work: Path,
+    truth: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Export, gate fp32 parity, optionally quantise and keep int8 only if it passes its gate."""
+    """Export ``wrapper``, gate fp32 parity against ``truth`` (default: ``wrapper`` itself; the
+    original model when ``wrapper`` is its lean copy), optionally quantise and keep int8 only
+    if it passes its gate."""
     with torch.no_grad():
         x_t = torch.from_numpy(x)
-        reference = wrapper(x_t).numpy()
+        reference = (truth or wrapper)(x_t).numpy()
     dyn = {input_name: {0: "batch"}, "embedding": {0: "batch"}}
     fp32 = work / f"{dest.stem}.fp32.onnx"
     _export(wrapper, (x_t,), fp32, [input_name], ["embedding"], dyn)
@@ -500,14 +504,20 @@ def _export_embedding_graph(
 
 
 def _export_trimmed_text(
-    model: nn.Module, ids: np.ndarray, dest: Path, *, quantize: str | None, work: Path
+    model: nn.Module,
+    ids: np.ndarray,
+    dest: Path,
+    *,
+    quantize: str | None,
+    work: Path,
+    lean: nn.Module | None = None,
 ) -> dict[str, Any] | None:
     """The text graph with a dynamic length, gated on each query cut as the runtime cuts it.
 
     Returns its parity figures, or None (and writes nothing) when the model does not allow it
     or the graph does not match torch: the caller then exports the fixed-length graph.
     """
-    trimmed = trimmed_text(model)
+    trimmed = trimmed_text(lean if lean is not None else model)  # exported; gated on ``model``
     if trimmed is None:
         return None
     with torch.no_grad():
@@ -668,8 +678,10 @@ def _export_reranker_image(
     float16 as the runtime stores them.
     """
     fp32 = work / "reranker_image.fp32.onnx"
+    wrapper = RerankerImage(coca)
+    wrapper.visual = lean_copy(coca.visual)  # gated on ``ref.tokens``, the original's
     _export(
-        RerankerImage(coca).eval(),
+        wrapper.eval(),
         (torch.from_numpy(ref.pixels),),
         fp32,
         ["pixels"],
@@ -813,27 +825,31 @@ def export_pack(
         tempfile.TemporaryDirectory(prefix="photosearch-export-") as tmp,
     ):
         work = Path(tmp)
+        lean = lean_copy(model)  # exported; the gates compare it with ``model``
         say("exporting the image encoder")
         img = _export_embedding_graph(
-            ImageEmbedding(model).eval(),
+            ImageEmbedding(lean).eval(),
             parity_pixels(spec),
             "pixels",
             staging / modelpack.IMAGE_ENCODER,
             quantize=quantize,
             work=work,
+            truth=ImageEmbedding(model).eval(),
         )
         say("exporting the text encoder")
         ids = tok(PARITY_TEXTS).numpy()
         txt = _export_trimmed_text(
-            model, ids, staging / modelpack.TEXT_ENCODER, quantize=quantize, work=work
+            model, ids, staging / modelpack.TEXT_ENCODER, quantize=quantize, work=work, lean=lean
         ) or _export_embedding_graph(
-            TextEmbedding(model).eval(),
+            TextEmbedding(lean).eval(),
             ids,
             "input_ids",
             staging / modelpack.TEXT_ENCODER,
             quantize=quantize,
             work=work,
+            truth=TextEmbedding(model).eval(),
         )
+        del lean
         with torch.no_grad():
             dim = int(model.encode_text(tok(["x"])).shape[-1])
         manifest["embedding_dim"] = dim

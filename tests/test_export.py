@@ -262,3 +262,29 @@ def test_bidirectional_text_tower_keeps_its_fixed_length() -> None:
     assert exporter.trimmed_text(holder) is None  # MobileCLIP-S*: its end token sees the padding
     holder.text = TextTransformer(context_length=8, vocab_size=64, width=16, heads=2, layers=1)
     assert exporter.trimmed_text(holder) is not None  # causal, pooling the end token
+
+
+@pytest.mark.parametrize("name", ["photosearch-tiny-clip", "photosearch-tiny-coca"])
+def test_lean_copy_computes_what_the_model_does(name: str) -> None:
+    """The exported copy's rewritten attention and patch embedding are the same function."""
+    from photosearch.export_onnx.lean import LeanAttention, PatchEmbedding, lean_copy
+
+    model, cfg = exporter.create_model(exporter.Source(name, None))
+    model.eval()
+    lean = lean_copy(model)
+    assert not any(isinstance(m, torch.nn.MultiheadAttention) for m in lean.modules())
+    assert sum(isinstance(m, LeanAttention) for m in lean.modules()) >= 4
+    assert isinstance(lean.visual.conv1, PatchEmbedding)
+    assert any(isinstance(m, torch.nn.MultiheadAttention) for m in model.modules())  # untouched
+    pixels = torch.from_numpy(exporter.parity_pixels(exporter.image_spec(cfg)))
+    ids = open_clip.get_tokenizer(name)(FRESH_TEXTS + exporter.PARITY_TEXTS)
+    with torch.no_grad():
+        for a, b in (
+            (model.encode_image(pixels), lean.encode_image(pixels)),
+            (model.encode_text(ids), lean.encode_text(ids)),
+        ):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
+        if name.endswith("coca"):  # the reranker's image tokens (attention pooling too)
+            np.testing.assert_allclose(
+                lean.visual(pixels)[1].numpy(), model.visual(pixels)[1].numpy(), atol=1e-5
+            )
