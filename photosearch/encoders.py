@@ -19,9 +19,10 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from photosearch import config
 from photosearch.errors import EncoderError, PackError
 from photosearch.modelpack import ModelPack
-from photosearch.tokenizer import load_tokenizer
+from photosearch.tokenizer import HubTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +313,8 @@ class TextEncoder(_Encoder):
         _check_dim(self.path, "embedding size", self.session.get_outputs()[0].shape[-1], self.dim)
 
     def tokenize(self, texts: Sequence[str]) -> NDArray[np.int64]:
+        if isinstance(self.tokenizer, HubTokenizer):  # it may want the query's language
+            return self.tokenizer(list(texts), self.context_length, config.query_language())
         return self.tokenizer(list(texts), context_length=self.context_length)
 
     def encode(self, texts: str | Sequence[str]) -> Vector:

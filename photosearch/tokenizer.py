@@ -142,6 +142,11 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return int(self._hf.get_vocab_size(with_added_tokens=True))
 
+    def token_id(self, token: str) -> int | None:
+        """The id of one token of the vocabulary, or None."""
+        found = self._hf.token_to_id(token)
+        return None if found is None else int(found)
+
     def encode(self, text: str) -> list[int]:
         """Token ids of one text, without the start and end tokens."""
         return self.encode_batch([text])[0]
@@ -325,6 +330,11 @@ class HubTokenizer:
     def vocab_size(self) -> int:
         return int(self._hf.get_vocab_size(with_added_tokens=True))
 
+    def token_id(self, token: str) -> int | None:
+        """The id of one token of the vocabulary, or None."""
+        found = self._hf.token_to_id(token)
+        return None if found is None else int(found)
+
     def prepared(self, text: str, language: str | None = None) -> str:
         """The text as it goes into the file's pipeline: cleaned, language code in front."""
         if not isinstance(text, str):
@@ -369,3 +379,59 @@ def load_tokenizer(pack_dir: Path, config: Mapping[str, Any]) -> Tokenizer | Hub
     if isinstance(config, Mapping) and config.get("kind") == HUB_KIND:
         return HubTokenizer.from_config(pack_dir, config)
     return Tokenizer.from_config(pack_dir, config)
+
+
+# -- building CLIP's tokenizer from its published vocabulary -----------------------------------
+
+CLIP_SPECIALS = ("<start_of_text>", "<end_of_text>")
+
+
+def _byte_chars() -> dict[int, str]:
+    """CLIP's (and GPT-2's) byte alphabet: printable bytes stand for themselves, the others
+    for code points from 256 on, in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    printable += range(ord("®"), ord("ÿ") + 1)
+    rest = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable}, **{b: chr(256 + i) for i, b in enumerate(rest)}}
+
+
+def read_clip_vocab(path: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The vocabulary and merges of CLIP's ``bpe_simple_vocab_16e6.txt.gz`` (as open_clip's
+    ``SimpleTokenizer`` builds them): bytes, bytes ending a word, the merges, the two specials."""
+    import gzip
+
+    try:
+        lines = gzip.decompress(path.read_bytes()).decode("utf-8").split("\n")
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise PackError(f"not a readable CLIP vocabulary ({e})", file=path.name) from e
+    merges = [tuple(m.split()) for m in lines[1 : 49152 - 256 - 2 + 1]]
+    if len(merges) != 48894 or any(len(m) != 2 for m in merges):
+        raise PackError("not CLIP's BPE vocabulary (wrong number of merges)", file=path.name)
+    alphabet = list(_byte_chars().values())  # printable bytes first, as open_clip lists them
+    tokens = [*alphabet, *(a + END_OF_WORD for a in alphabet), *("".join(m) for m in merges)]
+    tokens += CLIP_SPECIALS
+    return {t: i for i, t in enumerate(tokens)}, [(a, b) for a, b in merges]
+
+
+def build_clip_bpe(
+    vocab: dict[str, int], merges: list[tuple[str, str]], split_pattern: str
+) -> HFTokenizer:
+    """CLIP's byte-level BPE as a ``tokenizers`` file: the split ``split_pattern`` (open_clip's
+    regex written out as code-point classes), bytes mapped to CLIP's alphabet, ``</w>`` ending
+    each word, the two special tokens added. No cleaning step: :class:`Tokenizer` cleans."""
+    from tokenizers import AddedToken, Regex, decoders, pre_tokenizers
+
+    model = models.BPE(vocab=vocab, merges=merges, end_of_word_suffix=END_OF_WORD, fuse_unk=False)
+    tok = HFTokenizer(model)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(split_pattern), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    space = _byte_chars()[ord(" ")]
+    tok.decoder = decoders.Sequence([decoders.Replace(END_OF_WORD, space), decoders.ByteLevel()])
+    tok.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False, single_word=False) for t in CLIP_SPECIALS]
+    )
+    return tok
