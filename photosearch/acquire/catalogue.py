@@ -247,7 +247,7 @@ READY: tuple[Ready, ...] = (
 DEFAULT_READY = "rclip-vit-b-32-256"
 
 
-def ready(name: str | None = None) -> Ready:
+def ready_model(name: str | None = None) -> Ready:
     """The ready model ``name`` (default: the recommended one without torch)."""
     wanted = (name or DEFAULT_READY).lower()
     for r in READY:

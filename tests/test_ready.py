@@ -1,0 +1,189 @@
+"""Ready models: published ONNX graphs (Immich's and rclip's layouts) downloaded from the local
+hub, made into verified packs without torch, indexed and searched; multilingual queries
+tokenised as the source does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from hubserver import Hub, HubServer
+from photos import write_photo
+from published import hf_clip_tokenizer, immich_repo, nllb_like_tokenizer, rclip_repo, tiny_model
+from tokenizers import Tokenizer as HFTokenizer
+
+from photosearch import acquire, modelpack
+from photosearch.acquire.catalogue import FLORES_200
+from photosearch.encoders import TextEncoder
+from photosearch.errors import PackError
+from photosearch.library import Library
+
+RCLIP = acquire.ready_model("rclip-vit-b-32-256")
+VIT_B_32 = acquire.ready_model("immich-vit-b-32-openai")
+NLLB = acquire.ready_model("immich-nllb-clip-base-siglip")
+QUERIES = {"de": "ein Hund am Strand", "zh": "海滩上的一只狗", "ar": "كلب على الشاطئ"}
+
+# A runtime-only install: torch, open_clip and the exporter cannot be imported.
+NO_TORCH = (
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('torch', 'open_clip', 'torchvision', 'timm') or "
+    "name.startswith('photosearch.export_onnx'):\n"
+    "            raise ImportError('blocked: ' + name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+    "from photosearch.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "assert 'torch' not in sys.modules\n"
+    "sys.exit(code)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def repos() -> dict[str, dict[str, bytes]]:
+    """The three repositories, laid out as published, from tiny random-weight models."""
+    clip, cfg = tiny_model("photosearch-test-immich-clip")
+    small_rclip, _ = tiny_model("photosearch-test-rclip", image_size=256, patch_size=32)
+    nllb_tokenizer = nllb_like_tokenizer()
+    multilingual, mcfg = tiny_model(
+        "photosearch-test-nllb", text={"vocab_size": nllb_tokenizer.get_vocab_size()}
+    )
+    return {
+        VIT_B_32.repo: immich_repo(clip, cfg, hf_clip_tokenizer(), "<|endoftext|>"),
+        RCLIP.repo: rclip_repo(small_rclip, RCLIP.folder),
+        NLLB.repo: immich_repo(multilingual, mcfg, nllb_tokenizer, "<pad>"),
+    }
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, repos: dict[str, dict[str, bytes]]) -> Hub:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 4096)
+    with HubServer() as h:
+        monkeypatch.setenv("HF_ENDPOINT", h.endpoint)
+        for repo, files in repos.items():
+            h.publish(repo, files)
+        yield h
+
+
+def _cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full = {**os.environ, "PHOTOSEARCH_HOME": str(home), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", NO_TORCH, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=full,
+    )
+
+
+@pytest.mark.parametrize("entry", [RCLIP, VIT_B_32, NLLB], ids=lambda e: e.name)
+def test_a_runtime_only_install_downloads_indexes_and_searches(
+    entry: acquire.Ready, hub: Hub, isolated_home: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    for i in range(3):
+        write_photo(photos / f"p{i}.jpg", seed=i)
+    run = _cli(isolated_home, "models", "download", entry.name)
+    assert run.returncode == 0, run.stderr
+    assert f"downloaded {entry.name} into" in run.stdout and "(active)" in run.stdout
+
+    pack = modelpack.verify(isolated_home / "models" / entry.name, full=True)
+    assert pack.manifest["format_version"] == 2
+    assert pack.manifest["source"]["repo"] == entry.repo
+    assert pack.manifest["source"]["revision"] == hub.commits[entry.repo]
+    for name, e in pack.manifest["files"].items():
+        assert (pack.path / name).stat().st_size == e["size"]
+
+    assert _cli(isolated_home, "folders", "add", str(photos)).returncode == 0
+    run = _cli(isolated_home, "index", "--json", "-q")
+    assert run.returncode == 0, run.stderr
+    run = _cli(isolated_home, "search", "a photo of a dog", "--json", "--no-names")
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)["results"]
+    assert sorted(Path(r["path"]).name for r in results) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+
+
+def _source_ids(pack: modelpack.ModelPack, text: str, language: str) -> list[int]:
+    """Token ids as Immich's textual encoder makes them: its tokenizer.json with padding to
+    the context length with tokenizer_config's pad token, truncation, whitespace collapsed,
+    the FLORES-200 code put straight before the text for NLLB."""
+    hf = HFTokenizer.from_file(str(pack.path / "tokenizer.json"))
+    pad = json.loads((pack.path / "tokenizer_config.json").read_text())["pad_token"]
+    hf.enable_padding(length=77, pad_token=pad, pad_id=hf.token_to_id(pad))
+    hf.enable_truncation(max_length=77)
+    return hf.encode(FLORES_200[language] + " ".join(text.split())).ids
+
+
+def test_multilingual_queries_are_tokenised_and_encoded_as_the_source_does(
+    hub: Hub, isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(4):
+        write_photo(tmp_path / "photos" / f"p{i}.jpg", seed=10 + i)
+    with Library(isolated_home) as lib:
+        pack = acquire.download_pack(lib, NLLB.name)
+        lib.add_folder(tmp_path / "photos")
+        lib.index_photos()
+        graph = ort.InferenceSession(str(pack.text_encoder), providers=["CPUExecutionProvider"])
+        encoder = TextEncoder(pack, device="cpu")
+        for language, query in QUERIES.items():
+            monkeypatch.setenv("PHOTOSEARCH_LANGUAGE", language)
+            want = _source_ids(pack, query, language)
+            assert encoder.tokenize([query])[0].tolist() == want
+            assert 3 not in want  # no unknown token: the tokenizer covers the script
+            (vector,) = graph.run(["embedding"], {"text": np.array([want], np.int32)})
+            assert np.allclose(encoder.encode(query), vector, atol=1e-5)
+            results = lib.search(query, rerank=0, names=False)
+            assert len(results) == 4
+            scores = [r.score for r in results]
+            assert scores == sorted(scores, reverse=True)
+
+
+def test_a_tokenizer_that_is_not_the_models_is_refused(
+    hub: Hub, repos: dict[str, dict[str, bytes]], isolated_home: Path
+) -> None:
+    files = dict(repos[VIT_B_32.repo])
+    files["textual/tokenizer.json"] = repos[NLLB.repo]["textual/tokenizer.json"]
+    files["textual/tokenizer_config.json"] = repos[NLLB.repo]["textual/tokenizer_config.json"]
+    hub.publish(VIT_B_32.repo, files)
+    with Library(isolated_home) as lib:
+        with pytest.raises(PackError, match="not the one this model was trained with"):
+            acquire.download_pack(lib, VIT_B_32.name)
+        assert lib.installed_packs() == []
+
+
+def test_a_cut_download_resumes_where_it_stopped(hub: Hub, isolated_home: Path) -> None:
+    hub.cut["visual/model.onnx"] = 5000  # the connection drops after 5000 bytes, once
+    with Library(isolated_home) as lib:
+        pack = acquire.download_pack(lib, VIT_B_32.name)
+    assert pack.name == VIT_B_32.name
+    first, *again = hub.gets("visual/model.onnx")
+    assert first is None and again and again[0].startswith("bytes=") and again[0] != "bytes=0-"
+
+
+def test_a_stopped_download_is_resumed_by_the_next_try(hub: Hub, isolated_home: Path) -> None:
+    import threading
+
+    from photosearch.errors import DownloadCancelled
+
+    stop = threading.Event()
+
+    def cancel_in_the_graph(p: acquire.Progress) -> None:
+        if p.stage == "download" and p.done > 20_000:
+            stop.set()
+
+    with Library(isolated_home) as lib:
+        with pytest.raises(DownloadCancelled):
+            acquire.download_pack(lib, RCLIP.name, progress=cancel_in_the_graph, cancel=stop)
+        assert lib.installed_packs() == []
+        pack = acquire.download_pack(lib, RCLIP.name)
+    assert pack.name == RCLIP.name
+    resumed = [r for r in hub.gets(f"{RCLIP.folder}/visual.onnx") if r]
+    assert resumed and all(r.startswith("bytes=") for r in resumed)
