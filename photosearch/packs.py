@@ -18,6 +18,13 @@ from photosearch.catalog import Catalog
 from photosearch.encoders import check_pack
 from photosearch.errors import PackError, PhotosearchError
 
+# What a person without a pack can do, in the words every face uses.
+NO_PACK_HINT = (
+    "Get one with `photosearch models download` (a ready model, no torch needed; "
+    "`photosearch models available` lists the choices), `photosearch models prepare` (with "
+    "the export extra), `photosearch models import PACK_DIR|ZIP`, or try `photosearch demo`"
+)
+
 
 class NoModelError(PhotosearchError):
     """No usable model pack is installed."""
@@ -68,10 +75,7 @@ class PackShelf:
             return modelpack.load(folder)
         installed = self.installed()
         if not installed:
-            raise NoModelError(
-                f"no model pack is installed in {self.folder}; import one with "
-                "`photosearch models import PACK_DIR`"
-            )
+            raise NoModelError(f"no model pack is installed in {self.folder}. {NO_PACK_HINT}")
         return modelpack.load(installed[0])
 
     def choose(self, name: str) -> None:

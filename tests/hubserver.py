@@ -17,7 +17,9 @@ that status).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -182,14 +184,32 @@ def _handler(hub: Hub, *, is_cdn: bool) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    """Keeps its connections, so that closing the server ends the threads serving kept-alive
+    ones (a test that checks for leaked threads would otherwise see them)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.connections: set[socket.socket] = set()
+
+    def process_request(self, request, client_address) -> None:  # noqa: ANN001
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def close_connections(self) -> None:
+        for conn in list(self.connections):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
 class HubServer:
     """The hub and its CDN, each on its own port of 127.0.0.1, served from threads."""
 
     def __init__(self) -> None:
         self.hub = Hub()
         self._servers = [
-            ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.hub, is_cdn=False)),
-            ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.hub, is_cdn=True)),
+            _Server(("127.0.0.1", 0), _handler(self.hub, is_cdn=False)),
+            _Server(("127.0.0.1", 0), _handler(self.hub, is_cdn=True)),
         ]
         for s in self._servers:
             s.daemon_threads = True
@@ -208,6 +228,7 @@ class HubServer:
     def __exit__(self, *exc: object) -> None:
         for s in self._servers:
             s.shutdown()
+            s.close_connections()
             s.server_close()
         for t in self._threads:
             t.join(5)

@@ -198,3 +198,35 @@ def test_a_stopped_download_is_resumed_by_the_next_try(hub: Hub, isolated_home: 
     assert pack.name == RCLIP.name
     first, again = hub.gets(visual)
     assert first is None and again is not None and again.startswith("bytes=")
+
+
+def test_the_window_installs_the_recommended_model_with_one_click_then_searches(
+    no_leaked_threads: None, qtbot, hub: Hub, isolated_home: Path, tmp_path: Path
+) -> None:
+    from PySide6.QtCore import Qt
+    from test_gui import WAIT_MS, close, open_window, search
+
+    for i in range(3):
+        write_photo(tmp_path / "photos" / f"p{i}.jpg", seed=20 + i)
+    lib = Library(isolated_home)
+    lib.add_folder(tmp_path / "photos")
+    window = open_window(qtbot, lib, watch=True)
+    qtbot.mouseClick(window.welcome.download_button, Qt.MouseButton.LeftButton)
+    dialog = window.dialogs["models"]
+    assert dialog.choice.currentData() == ("download", acquire.DEFAULT_READY)
+    assert "needs a model pack" in dialog.intro.text() and not dialog.bar.isVisible()
+    assert not dialog.source.isVisible()  # no repository to type for a catalogue choice
+    with qtbot.waitSignal(dialog.installed, timeout=WAIT_MS) as got:
+        qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    assert got.args == [acquire.DEFAULT_READY]
+    qtbot.waitUntil(lambda: not dialog.running(), timeout=WAIT_MS)
+    assert [(r.name, r.active, r.problem) for r in dialog.packs.rows] == [
+        (acquire.DEFAULT_READY, True, None)
+    ]
+    assert "needs a model pack" not in dialog.intro.text()
+    assert dialog.start_button.text() == "Installed" and not dialog.start_button.isEnabled()
+    qtbot.waitUntil(lambda: window.info.indexed == 3, timeout=WAIT_MS)
+    shown = search(qtbot, window, "a photo of a dog")
+    assert len(shown[-1]) == 3
+    dialog.close()
+    close(window)
