@@ -26,6 +26,15 @@ NO_PACK_HINT = (
 )
 
 
+# What refining adds and how to get it, for a pack without a reranker (said once by each face).
+REFINE_HINT = (
+    "Refining re-reads the best matches with a cross-attention model, which follows detailed "
+    "queries (colours, counts, 'a red car left of a white house') better than the fast "
+    "search. Packs prepared here carry one: pip install 'photosearch[export]', then "
+    "`photosearch models prepare` (in the window: Model packs…, Prepare)."
+)
+
+
 class NoModelError(PhotosearchError):
     """No usable model pack is installed."""
 

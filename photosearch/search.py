@@ -172,6 +172,7 @@ class Results:
     device: str | None = None  # where the reranker ran
     rerank_stats: RerankStats | None = None
     note: str | None = None
+    can_refine: bool = True  # False: the pack has no reranker (a face says once how to get one)
 
     def __len__(self) -> int:
         return len(self.results)
@@ -413,7 +414,8 @@ class Searcher:
         t4 = time.perf_counter()
         reranker, reason = models.reranker_or_reason()
         if reranker is None:
-            return replace(fast_results, rerank=0, note=reason)
+            can = models.pack.reranker is not None
+            return replace(fast_results, rerank=0, note=reason, can_refine=can)
         check(cancel)
         head = [(i, s) for i, s in pairs[: listing.k_rerank] if i in listing.details]
         try:

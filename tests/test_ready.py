@@ -107,8 +107,13 @@ def test_a_runtime_only_install_downloads_indexes_and_searches(
     assert run.returncode == 0, run.stderr
     run = _cli(isolated_home, "search", "a photo of a dog", "--json", "--no-names")
     assert run.returncode == 0, run.stderr
-    results = json.loads(run.stdout)["results"]
-    assert sorted(Path(r["path"]).name for r in results) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    found = json.loads(run.stdout)
+    assert sorted(Path(r["path"]).name for r in found["results"]) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert not found["refined"] and "cannot refine" in found["note"]
+
+    told = [_cli(isolated_home, "search", "a dog").stderr for _ in range(2)]
+    assert "pip install 'photosearch[export]'" in told[0]  # what refining adds, said once
+    assert "pip install" not in told[1] and "cannot refine" in told[1]
 
 
 def _source_ids(pack: modelpack.ModelPack, text: str, language: str) -> list[int]:
