@@ -173,8 +173,9 @@ class Ready:
 
 
 # Quality: the sources' own published figures (ImageNet-1k zero-shot top-1 unless said);
-# speed: measured here where marked (benchmarks/results/encoders.md, 2 CPU cores), else
-# estimated from the architecture's compute. Sizes: what the server holds, about (MB = 10⁶).
+# speed: measured here where marked (benchmarks/results/ready.md: each layout's graphs with
+# random weights of the real shapes, run as the app runs them; 2 CPU cores), else estimated
+# from the architecture's compute. Sizes: what the server holds, about (MB = 10⁶).
 READY: tuple[Ready, ...] = (
     Ready(
         "rclip-vit-b-32-256",
@@ -184,8 +185,8 @@ READY: tuple[Ready, ...] = (
         "ViT-B-32-256",
         "datacomp_s34b_b86k",
         download_mb=610,
-        speed="indexes about 6 photos/s on 2 CPU cores (measured for this architecture); "
-        "queries in ~0.1 s",
+        speed="indexes about 8 photos/s on 2 CPU cores, a query in ~0.13 s (measured here with "
+        "its layout and shapes: benchmarks/results/ready.md)",
         quality="72.8 % ImageNet zero-shot (open_clip's results table, "
         "docs/openclip_results.csv): the best fast model that needs no export",
         languages="English",
@@ -201,7 +202,8 @@ READY: tuple[Ready, ...] = (
         "ViT-B-32",
         "openai",
         download_mb=610,
-        speed="about as fast as ViT-B-32-256 (fewer pixels: 224²), estimated",
+        speed="indexes about 8 photos/s on 2 CPU cores (one photo per run, as Immich exports "
+        "it), a query in ~0.13 s (measured here: benchmarks/results/ready.md)",
         quality="63.3 % ImageNet zero-shot (open_clip's results table; Radford et al. 2021): "
         "Immich's default model",
         languages="English",

@@ -45,30 +45,19 @@ def download_pack(
     ``downloads`` folder and the next call resumes it. Nothing is installed unless every file
     matches the manifest's sha256.
     """
+    options: dict[str, Any] = {"activate": activate, "replace": replace}
     entry = find_ready(source)
     if entry is not None:
+        revision = revision or _revision_of(source)
         return install_ready(
-            library,
-            entry,
-            revision=revision or _revision_of(source),
-            progress=progress,
-            cancel=cancel,
-            activate=activate,
-            replace=replace,
+            library, entry, revision=revision, progress=progress, cancel=cancel, **options
         )
     where, is_zip = parse_source(source, revision)
     reporter = _Reporter(progress, cancel)
     if is_zip:
         zipped, work = _download_zip(library, where, source, reporter)
         try:
-            return import_zip(
-                library,
-                zipped,
-                activate=activate,
-                replace=replace,
-                progress=progress,
-                cancel=cancel,
-            )
+            return import_zip(library, zipped, progress=progress, cancel=cancel, **options)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

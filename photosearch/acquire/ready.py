@@ -291,7 +291,10 @@ def _pad_id(work: Path) -> int:
     pad = _read_json(work / "tokenizer_config.json").get("pad_token")
     if isinstance(pad, dict):
         pad = pad.get("content")
-    hf = HFTokenizer.from_file(str(work / TOKENIZER))
+    try:
+        hf = HFTokenizer.from_file(str(work / TOKENIZER))
+    except Exception as e:  # the library raises a bare Exception for every kind of bad file
+        raise PackError(f"not a valid tokenizers file ({e})", pack=str(work), file=TOKENIZER) from e
     pad_id = hf.token_to_id(pad) if isinstance(pad, str) else None
     if pad_id is None:
         raise PackError(
