@@ -42,7 +42,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"data:   {p.data}\nmodels: {p.models}\ncache:  {p.cache}")
     print(f"ONNX Runtime {ort.__version__}; providers: {', '.join(info['providers_available'])}")
     if not packs:
-        print(NO_PACK_HINT)
+        print(f"no model pack installed. {NO_PACK_HINT}")
     for s in packs:
         if "error" in s:
             print(f"  ✗ {s['path']}: {s['error']}")
