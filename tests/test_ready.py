@@ -235,3 +235,40 @@ def test_the_window_installs_the_recommended_model_with_one_click_then_searches(
     assert len(shown[-1]) == 3
     dialog.close()
     close(window)
+
+
+def test_a_ready_pack_takes_a_reranker_from_another_pack_and_then_refines(
+    hub: Hub, isolated_home: Path, tiny_coca_pack: Path, tmp_path: Path
+) -> None:
+    for i in range(4):
+        write_photo(tmp_path / "photos" / f"p{i}.jpg", seed=30 + i)
+    with Library(isolated_home) as lib:
+        pack = acquire.download_pack(lib, VIT_B_32.name)
+        lib.add_folder(tmp_path / "photos")
+        lib.index_photos()
+        before = lib.search("a red circle", rerank=3, names=False)
+        assert not before.refined and not before.can_refine
+        with pytest.raises(PackError, match="has no reranker to give"):
+            acquire.add_reranker(lib, pack.path, to=pack.name)
+        lib.import_pack(tiny_coca_pack, activate=False)
+        grown = acquire.add_reranker(lib, tiny_coca_pack.name)
+        assert grown.name == pack.name and grown.id == pack.id  # the same dual encoder
+        assert grown.reranker is not None and grown.reranker.source["from_pack"] == "tiny-coca"
+        assert "beta" not in grown.manifest["reranker"]
+        assert set(grown.manifest["files"]) >= {"tokenizer.json", "reranker_tokenizer.json"}
+        assert lib.counts(pack.id)["indexed"] == 4  # nothing to encode again
+        after = lib.search("a red circle", rerank=3, names=False)
+        assert after.refined and after.rerank == 3 and after.can_refine
+        assert [r.fast_score for r in after][3:] == [r.fast_score for r in before][3:]
+        assert modelpack.verify(grown.path, full=True).manifest == grown.manifest
+
+
+def test_the_command_line_adds_a_reranker_without_torch(
+    hub: Hub, isolated_home: Path, tiny_coca_pack: Path
+) -> None:
+    assert _cli(isolated_home, "models", "download").returncode == 0  # the recommended one
+    run = _cli(isolated_home, "models", "add-reranker", str(tiny_coca_pack))
+    assert run.returncode == 0, run.stderr
+    assert f"{acquire.DEFAULT_READY} can refine now, with the reranker of tiny-coca" in run.stdout
+    listed = json.loads(_cli(isolated_home, "models", "list", "--json").stdout)
+    assert [p["reranker"] for p in listed["model_packs"]] == ["photosearch-tiny-coca"]

@@ -13,7 +13,8 @@ The parts: :mod:`.catalogue` (the known choices), :mod:`.progress` (events and c
 :mod:`.locations` (hub or web folder), :mod:`.transfer` (one file, resumed and checked),
 :mod:`.disk` (room and scratch folders), :mod:`.download` (ready packs), :mod:`.ready`
 (published ONNX models made into packs: Immich's and rclip's repositories), :mod:`.zips` (zip
-import) and :mod:`.preparing` (packs made from weights).
+import), :mod:`.preparing` (packs made from weights) and :mod:`.components` (one pack's
+reranker added to another).
 """
 
 from photosearch.acquire.catalogue import (
@@ -28,6 +29,7 @@ from photosearch.acquire.catalogue import (
     choice,
     ready_model,
 )
+from photosearch.acquire.components import add_reranker
 from photosearch.acquire.disk import DOWNLOADS, SPARE_BYTES, WEIGHTS, check_space
 from photosearch.acquire.download import download_pack, find_ready
 from photosearch.acquire.locations import parse_source
@@ -52,6 +54,7 @@ __all__ = [
     "Progress",
     "ProgressFn",
     "Weights",
+    "add_reranker",
     "check_space",
     "choice",
     "download_pack",

@@ -11,6 +11,7 @@ from photosearch.cli.commands.index import cmd_index
 from photosearch.cli.commands.library import cmd_doctor, cmd_folders, cmd_settings, cmd_status
 from photosearch.cli.commands.models import (
     cmd_info,
+    cmd_models_add_reranker,
     cmd_models_available,
     cmd_models_download,
     cmd_models_import,
@@ -188,6 +189,17 @@ def _add_models_installed(msub: Commands) -> None:
     p.add_argument("path", metavar="PATH", help="a pack folder, or a zip file holding one")
     _install_options(p)
     p.set_defaults(func=cmd_models_import)
+    p = msub.add_parser(
+        "add-reranker",
+        help="give a pack (default: the active one) the reranker of another, so it can refine",
+        description="Copy the cross-attention reranker of SOURCE (an installed pack's name or a "
+        "pack folder, e.g. a CoCa pack from `models prepare`) into the pack --to (default: the "
+        "active one). Its dual encoder and the vectors it made are kept; the pack is verified "
+        "and replaced in one step.",
+    )
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("--to", metavar="NAME", help="the installed pack to extend (default: active)")
+    p.set_defaults(func=cmd_models_add_reranker)
     p = msub.add_parser("use", help="make an installed pack the active one")
     p.add_argument("name")
     p.set_defaults(func=cmd_models_use)

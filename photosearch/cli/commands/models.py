@@ -233,6 +233,16 @@ def _prepared_row(c: Any, default: str) -> dict[str, Any]:
     }
 
 
+def cmd_models_add_reranker(args: argparse.Namespace) -> int:
+    from photosearch import acquire
+
+    with open_library(args) as lib:
+        pack = acquire.add_reranker(lib, args.source, to=args.to)
+    donor = pack.reranker.source.get("from_pack") if pack.reranker else None
+    print(f"{pack.name} can refine now, with the reranker of {donor} (its vectors are kept)")
+    return 0
+
+
 def cmd_models_remove(args: argparse.Namespace) -> int:
     with open_library(args) as lib:
         lib.remove_pack(args.name, force=args.force)
