@@ -31,7 +31,8 @@ REFINE_HINT = (
     "Refining re-reads the best matches with a cross-attention model, which follows detailed "
     "queries (colours, counts, 'a red car left of a white house') better than the fast "
     "search. Packs prepared here carry one: pip install 'photosearch[export]', then "
-    "`photosearch models prepare` (in the window: Model packs…, Prepare)."
+    "`photosearch models prepare` (in the window: Model packs…, Prepare); "
+    "`photosearch models add-reranker PACK` gives this pack the reranker of such a pack."
 )
 
 
