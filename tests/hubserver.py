@@ -10,6 +10,12 @@ huggingface_hub speaks to the real one, with faults on request.
 - ``GET /files/{name}``: a plain web server (no hub headers), for URL downloads.
 - Every ``GET`` honours ``Range: bytes=N-`` with ``206`` and ``Content-Range``.
 
+Uploads, as ``huggingface_hub``'s ``create_repo`` and ``create_commit`` speak them:
+``POST /api/repos/create`` (409 when it exists), ``/api/validate-yaml``,
+``/api/models/{repo}/preupload/{revision}`` (every file "regular": sent inline) and
+``/api/models/{repo}/commit/{revision}`` (ndjson: a header, then the files, base64), which makes
+a new commit of the repository with those files added or replaced.
+
 Faults, per file name: ``cut`` (send that many bytes, then drop the connection, once),
 ``corrupt`` (flip a byte on the wire; headers as for the true file), ``fail`` (answer with
 that status).
@@ -17,8 +23,10 @@ that status).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import json
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -48,6 +56,7 @@ class Hub:
     log: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
     endpoint: str = ""
     cdn: str = ""
+    messages: list[str] = field(default_factory=list)  # the summaries of uploaded commits
 
     def publish(self, repo: str, files: dict[str, bytes]) -> str:
         """Put ``files`` in ``repo`` as a new commit; returns the commit id."""
@@ -84,6 +93,59 @@ def _handler(hub: Hub, *, is_cdn: bool) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self._serve(head=False)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            parts = unquote(self.path.split("?")[0]).strip("/").split("/")
+            hub.log.append(("POST", self.path, None, None))
+            if parts[:3] == ["api", "repos", "create"]:
+                self._created(json.loads(body))
+            elif parts[:2] == ["api", "validate-yaml"]:
+                self._json(200, {"errors": [], "warnings": []})
+            elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "preupload":
+                files = json.loads(body)["files"]
+                modes = [
+                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                    for f in files
+                ]
+                self._json(200, {"files": modes})
+            elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "commit":
+                self._committed("/".join(parts[2:4]), body)
+            else:
+                self._empty(404, {})
+
+        def _json(self, status: int, data: object) -> None:
+            out = json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def _created(self, payload: dict) -> None:
+            repo = f"{payload.get('organization')}/{payload['name']}"
+            status = 409 if repo in hub.repos else 200
+            if repo not in hub.repos:
+                hub.publish(repo, {})
+            self._json(status, {"url": f"{hub.endpoint}/{repo}"})
+
+        def _committed(self, repo: str, body: bytes) -> None:
+            if repo not in hub.repos:
+                self._json(404, {"error": "Repository not found"})
+                return
+            files = dict(hub.repos[repo])
+            for line in body.splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                elif item["key"] == "header":
+                    hub.messages.append(item["value"]["summary"])
+            commit = hub.publish(repo, files)
+            self._json(
+                200,
+                {"commitUrl": f"{hub.endpoint}/{repo}/commit/{commit}", "commitOid": commit,
+                 "pullRequestUrl": None},
+            )  # fmt: skip
 
         def _empty(self, status: int, headers: dict[str, str]) -> None:
             self.send_response(status)

@@ -32,6 +32,7 @@ class Choice:
     pack_mb: int  # the installed pack (int8 dual encoder, fp32 reranker), about
     speed: str
     quality: str
+    licence: str = ""
 
     @property
     def download_mb(self) -> int:
@@ -59,6 +60,8 @@ CATALOGUE: tuple[Choice, ...] = (
         "cores (measured for MobileCLIP-S2); queries in ~0.1 s",
         quality="77.2 % ImageNet zero-shot, Flickr30k R@1 74.8, COCO R@1 48.8 (Apple's "
         "MobileCLIP2 table, Faghri et al. 2025): the best accuracy for its speed",
+        licence="Apple's model licence for MobileCLIP (apple-amlr, as its Hugging Face card "
+        "says): read its terms before use; the CoCa reranker MIT",
     ),
     Choice(
         "mobileclip-s2",
@@ -69,6 +72,8 @@ CATALOGUE: tuple[Choice, ...] = (
         speed="indexes about 4 photos/s on 2 CPU cores (measured); queries in ~0.1 s",
         quality="74.4 % ImageNet zero-shot, Flickr30k R@1 73.4, COCO R@1 45.4 (Apple's "
         "MobileCLIP table, Vasu et al. 2024): below MobileCLIP2-S2 at the same speed",
+        licence="Apple's model licence for MobileCLIP (apple-amlr, as its Hugging Face card "
+        "says): read its terms before use; the CoCa reranker MIT",
     ),
     Choice(
         "vit-b-32-256",
@@ -83,6 +88,7 @@ CATALOGUE: tuple[Choice, ...] = (
         pack_mb=1250,
         speed="indexes about 6 photos/s on 2 CPU cores (measured): the fastest to index",
         quality="72.8 % ImageNet zero-shot: a little below MobileCLIP-S2",
+        licence="MIT (open_clip's weights), the CoCa reranker MIT",
     ),
     Choice(
         "mobileclip-b",
@@ -92,6 +98,8 @@ CATALOGUE: tuple[Choice, ...] = (
         pack_mb=1300,
         speed="about 2× slower to index than MobileCLIP-S2 (estimated)",
         quality="77.2 % ImageNet zero-shot: better, for a larger, slower model",
+        licence="Apple's model licence for MobileCLIP (apple-amlr, as its Hugging Face card "
+        "says): read its terms before use; the CoCa reranker MIT",
     ),
     Choice(
         "vit-l-14",
@@ -106,6 +114,7 @@ CATALOGUE: tuple[Choice, ...] = (
         pack_mb=1500,
         speed="about 10× slower to index than MobileCLIP-S2 (estimated): for a GPU",
         quality="79.2 % ImageNet zero-shot: the most accurate here",
+        licence="MIT (open_clip's weights), the CoCa reranker MIT",
     ),
 )
 DEFAULT = "mobileclip2-s2"
