@@ -157,6 +157,21 @@ def nllb_like_tokenizer() -> HFTokenizer:
     return tok
 
 
+def gemma_like_tokenizer() -> HFTokenizer:
+    """A byte-fallback BPE laid out as SigLIP 2's (Gemma's) ``tokenizer.json`` is: ``<pad>``,
+    ``<eos>``, ``<bos>``, ``<unk>`` at ids 0–3, spaces as ``▁`` in the normalizer, ``<eos>``
+    after the text; trained here on four languages."""
+    tok = HFTokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback()])
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    tok.train_from_iterator(CORPUS * 4, BpeTrainer(vocab_size=400, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A <eos>", special_tokens=[("<eos>", 1)]
+    )
+    return tok
+
+
 # -- the repositories --------------------------------------------------------------------------
 
 
@@ -166,10 +181,12 @@ def immich_repo(
     tokenizer: HFTokenizer,
     pad_token: str,
     context_length: int = 77,
+    **preprocessing: Any,
 ) -> dict[str, bytes]:
-    """The files of an ``immich-app/<model>`` repository for ``model``."""
+    """The files of an ``immich-app/<model>`` repository for ``model``; ``preprocessing``
+    overrides open_clip's (SigLIP's squash and 0.5 mean and std)."""
     size = cfg["vision_cfg"]["image_size"]
-    preprocess = dict(open_clip.get_model_preprocess_cfg(model))
+    preprocess = {**open_clip.get_model_preprocess_cfg(model), **preprocessing}
     visual = _onnx(
         _Visual(model, normalize=True, half=False),
         torch.randn(1, 3, size, size),

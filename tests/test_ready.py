@@ -15,7 +15,14 @@ import onnxruntime as ort
 import pytest
 from hubserver import Hub, HubServer
 from photos import write_photo
-from published import hf_clip_tokenizer, immich_repo, nllb_like_tokenizer, rclip_repo, tiny_model
+from published import (
+    gemma_like_tokenizer,
+    hf_clip_tokenizer,
+    immich_repo,
+    nllb_like_tokenizer,
+    rclip_repo,
+    tiny_model,
+)
 from tokenizers import Tokenizer as HFTokenizer
 
 from photosearch import acquire, modelpack
@@ -27,6 +34,7 @@ from photosearch.library import Library
 RCLIP = acquire.ready_model("rclip-vit-b-32-256")
 VIT_B_32 = acquire.ready_model("immich-vit-b-32-openai")
 NLLB = acquire.ready_model("immich-nllb-clip-base-siglip")
+SIGLIP2 = acquire.ready_model("immich-vit-b-16-siglip2")
 QUERIES = {"de": "ein Hund am Strand", "zh": "海滩上的一只狗", "ar": "كلب على الشاطئ"}
 
 # A runtime-only install: torch, open_clip and the exporter cannot be imported.
@@ -54,7 +62,15 @@ def repos() -> dict[str, dict[str, bytes]]:
     multilingual, mcfg = tiny_model(
         "photosearch-test-nllb", text={"vocab_size": nllb_tokenizer.get_vocab_size()}
     )
+    gemma = gemma_like_tokenizer()
+    siglip, scfg = tiny_model(
+        "photosearch-test-siglip2",
+        text={"vocab_size": gemma.get_vocab_size(), "context_length": 64},
+    )
+    scfg["text_cfg"]["tokenizer_kwargs"] = {"clean": "canonicalize"}  # as SigLIP's config says
+    squash = {"resize_mode": "squash", "mean": [0.5] * 3, "std": [0.5] * 3}
     return {
+        SIGLIP2.repo: immich_repo(siglip, scfg, gemma, "<pad>", 64, **squash),
         VIT_B_32.repo: immich_repo(clip, cfg, hf_clip_tokenizer(), "<|endoftext|>"),
         RCLIP.repo: rclip_repo(small_rclip, RCLIP.folder),
         NLLB.repo: immich_repo(multilingual, mcfg, nllb_tokenizer, "<pad>"),
@@ -84,7 +100,7 @@ def _cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subproces
     )
 
 
-@pytest.mark.parametrize("entry", [RCLIP, VIT_B_32, NLLB], ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", [RCLIP, VIT_B_32, NLLB, SIGLIP2], ids=lambda e: e.name)
 def test_a_runtime_only_install_downloads_indexes_and_searches(
     entry: acquire.Ready, hub: Hub, isolated_home: Path, tmp_path: Path
 ) -> None:
@@ -149,6 +165,21 @@ def test_multilingual_queries_are_tokenised_and_encoded_as_the_source_does(
             assert len(results) == 4
             scores = [r.score for r in results]
             assert scores == sorted(scores, reverse=True)
+
+
+def test_siglip_queries_are_canonicalised_and_padded_as_its_config_says(
+    hub: Hub, isolated_home: Path
+) -> None:
+    with Library(isolated_home) as lib:
+        pack = acquire.download_pack(lib, SIGLIP2.name)
+    assert pack.image.resize_mode == "squash" and pack.image.mean == (0.5, 0.5, 0.5)
+    assert pack.tokenizer["clean"] == "canonicalize" and pack.context_length == 64
+    encoder = TextEncoder(pack, device="cpu")
+    loud, plain = encoder.tokenize(["Ein  Hund, am Strand!", "ein hund am strand"])
+    assert loud.tolist() == plain.tolist()  # punctuation and case gone, as SigLIP's cleaning
+    hf = HFTokenizer.from_file(str(pack.path / "tokenizer.json"))
+    ids = hf.encode("ein hund am strand").ids
+    assert plain.tolist() == ids + [0] * (64 - len(ids)) and ids[-1] == 1  # <eos>, then <pad>
 
 
 def test_a_tokenizer_that_is_not_the_models_is_refused(
