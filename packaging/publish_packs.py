@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -94,7 +95,8 @@ def upload(folder: Path, repo: str, card: str, *, private: bool) -> str:
     the commit id."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    api = HfApi()
+    # HF_ENDPOINT read now: huggingface_hub reads it once, when it is first imported.
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
     api.create_repo(repo, exist_ok=True, private=private)
     operations = [
         CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=str(f))

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from published import (
 )
 from tokenizers import Tokenizer as HFTokenizer
 
-from photosearch import acquire, modelpack
+from photosearch import acquire, config, modelpack
 from photosearch.acquire.catalogue import FLORES_200
 from photosearch.encoders import TextEncoder
 from photosearch.errors import PackError
@@ -224,6 +225,14 @@ def test_a_stopped_download_is_resumed_by_the_next_try(hub: Hub, isolated_home: 
     worker = threading.Thread(target=first_try)
     worker.start()
     assert hub.stalled.wait(30)
+    downloads = config.paths(isolated_home).cache / "downloads"
+
+    def arrived() -> int:  # what the client has written of the graph (it counts, then writes)
+        return sum(p.stat().st_size for p in downloads.rglob(".image_encoder.onnx.*.part"))
+
+    deadline = time.monotonic() + 30
+    while arrived() < 4096 and time.monotonic() < deadline:
+        time.sleep(0.02)
     stop.set()
     release.set()
     worker.join(30)
