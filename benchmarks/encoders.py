@@ -206,7 +206,7 @@ def _exporter_sha256() -> str:
     """Packs and int8 graphs in the cache are stale once the exporter's code changes."""
     code = Path(exporter.__file__).parent
     return hashlib.sha256(
-        b"".join(modelpack.sha256_file(code / f).encode() for f in ("exporter.py", "scorer.py"))
+        b"".join(modelpack.sha256_file(f).encode() for f in sorted(code.glob("*.py")))
     ).hexdigest()
 
 

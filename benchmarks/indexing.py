@@ -76,17 +76,23 @@ def make_corpus(folder: Path, n: int) -> list[Path]:
 
 def packs(cache: Path) -> tuple[Path, Path]:
     """The fp32 pack (baseline) and the int8 pack (pipeline), exported once and cached."""
+    from benchmarks.encoders import _exporter_sha256
     from photosearch.export_onnx.exporter import Source, export_pack
 
     out = []
+    exporter_now = _exporter_sha256()
     for name, quantize in ((f"{MODEL}-fp32", None), (f"{MODEL}-int8", "int8")):
         folder = cache / name
+        stamp = cache / f"{name}.exporter-sha256"  # a pack from older exporter code is stale
         try:
             modelpack.load(folder)
-        except modelpack.PackError:
+            if stamp.read_text() != exporter_now:
+                raise modelpack.PackError("exported by older code")
+        except (modelpack.PackError, OSError):
             say(f"exporting {name}")
             shutil.rmtree(folder, ignore_errors=True)
             export_pack(Source(MODEL, None), folder, quantize=quantize)
+            stamp.write_text(exporter_now)
         out.append(folder)
     return out[0], out[1]
 

@@ -23,12 +23,13 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.coca_model import CoCa
-from open_clip.transformer import text_global_pool
+from open_clip.transformer import TextTransformer, text_global_pool
 from torch import nn
 
 from photosearch import modelpack
-from photosearch.encoders import trim_padding
+from photosearch.encoders import trim_padding, trim_text
 from photosearch.errors import PackError
+from photosearch.export_onnx.lean import lean_copy
 from photosearch.export_onnx.scorer import AbsorbedScorer, RerankerScorer
 from photosearch.export_onnx.tokenizer_export import write_tokenizer
 
@@ -103,13 +104,66 @@ class TrimmedTextEmbedding(nn.Module):
         return F.normalize(x, dim=-1)
 
 
-def trimmable(model: nn.Module) -> bool:
-    """Whether the text tower's pooled output ignores everything after the end token."""
-    return (
+class TrimmedTowerText(nn.Module):
+    """An open_clip ``TextTransformer`` (CoCa's, or a custom-text CLIP's) on ids cut short.
+
+    CoCa appends a class token after the 76 ids, pools it, and masks the padding out of its
+    attention, so the pooled token sees only the ids up to the end token (and, with the legacy
+    off-by-one mask, the first padding id after it). Cut there, the class token keeps the
+    position it has at full length (the last positional embedding) and the same mask rule, so
+    the embedding is the same as at full length. The runtime cuts one id after the longest
+    query's end token (:func:`photosearch.encoders.trim_text`), which the legacy mask needs.
+    """
+
+    def __init__(self, tower: TextTransformer):
+        super().__init__()
+        self.tower = tower
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        t = self.tower
+        n = input_ids.shape[1]
+        x = t.token_embedding(input_ids) + t.positional_embedding[:n]
+        if t.cls_emb is not None:
+            cls = (t.cls_emb + t.positional_embedding[-1]).expand(x.shape[0], 1, -1)
+            x = torch.cat([x, cls], 1)
+        seq = x.shape[1]
+        mask = t.attn_mask[:seq, :seq]
+        if t.use_pad_mask or t.cls_emb is not None:
+            mask = mask.unsqueeze(0) + t._build_additive_mask(input_ids, seq, x.dtype)
+        x = t.transformer(x, attn_mask=mask)
+        if t.cls_emb is not None:
+            pooled = t.ln_final(x[:, -1])
+        else:
+            pooled = text_global_pool(
+                t.ln_final(x), input_ids, t.pool_type, eos_token_id=getattr(t, "eos_id", None)
+            )
+        if isinstance(t.text_projection, nn.Linear):
+            pooled = t.text_projection(pooled)
+        elif t.text_projection is not None:
+            pooled = pooled @ t.text_projection
+        return F.normalize(pooled, dim=-1)
+
+
+def trimmed_text(model: nn.Module) -> nn.Module | None:
+    """The text graph that takes ids cut after the end token, where it equals the full one.
+
+    That holds when the pooled output ignores everything after the end token: a causal tower
+    pooling the end token (CLIP, a custom-text CLIP with a causal mask) or CoCa's class token,
+    which masks the padding out. Bidirectional towers (MobileCLIP-S*) attend to the padding,
+    so their text graph keeps the fixed length.
+    """
+    if (
         type(model) is open_clip.model.CLIP
         and getattr(model, "attn_mask", None) is not None
         and getattr(model, "text_pool_type", None) in ("argmax", "eos")
-    )
+    ):
+        return TrimmedTextEmbedding(model)
+    tower = getattr(model, "text", None)
+    if not isinstance(tower, TextTransformer) or tower.attn_mask is None:
+        return None
+    if tower.cls_emb is not None or tower.pool_type in ("argmax", "eos"):
+        return TrimmedTowerText(tower)
+    return None
 
 
 class RerankerImage(nn.Module):
@@ -419,11 +473,14 @@ def _export_embedding_graph(
     *,
     quantize: str | None,
     work: Path,
+    truth: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Export, gate fp32 parity, optionally quantise and keep int8 only if it passes its gate."""
+    """Export ``wrapper``, gate fp32 parity against ``truth`` (default: ``wrapper`` itself; the
+    original model when ``wrapper`` is its lean copy), optionally quantise and keep int8 only
+    if it passes its gate."""
     with torch.no_grad():
         x_t = torch.from_numpy(x)
-        reference = wrapper(x_t).numpy()
+        reference = (truth or wrapper)(x_t).numpy()
     dyn = {input_name: {0: "batch"}, "embedding": {0: "batch"}}
     fp32 = work / f"{dest.stem}.fp32.onnx"
     _export(wrapper, (x_t,), fp32, [input_name], ["embedding"], dyn)
@@ -447,22 +504,29 @@ def _export_embedding_graph(
 
 
 def _export_trimmed_text(
-    model: nn.Module, ids: np.ndarray, dest: Path, *, quantize: str | None, work: Path
+    model: nn.Module,
+    ids: np.ndarray,
+    dest: Path,
+    *,
+    quantize: str | None,
+    work: Path,
+    lean: nn.Module | None = None,
 ) -> dict[str, Any] | None:
     """The text graph with a dynamic length, gated on each query cut as the runtime cuts it.
 
     Returns its parity figures, or None (and writes nothing) when the model does not allow it
     or the graph does not match torch: the caller then exports the fixed-length graph.
     """
-    if not trimmable(model):
+    trimmed = trimmed_text(lean if lean is not None else model)  # exported; gated on ``model``
+    if trimmed is None:
         return None
     with torch.no_grad():
         reference = TextEmbedding(model).eval()(torch.from_numpy(ids)).numpy()
     fp32 = work / f"{dest.stem}.trim.fp32.onnx"
-    sample = trim_padding(ids[:2], 0)
+    sample = trim_text(ids[:2], 0)
     try:
         _export(
-            TrimmedTextEmbedding(model).eval(),
+            trimmed.eval(),
             (torch.from_numpy(sample),),
             fp32,
             ["input_ids"],
@@ -477,11 +541,11 @@ def _export_trimmed_text(
     def gate(path: Path, precision: str) -> dict[str, float]:
         # One query at a time, each cut after its own end token, plus the full batch cut once.
         outs = [
-            _cpu_session(path).run(["embedding"], {"input_ids": trim_padding(ids[i : i + 1], 0)})[0]
+            _cpu_session(path).run(["embedding"], {"input_ids": trim_text(ids[i : i + 1], 0)})[0]
             for i in range(len(ids))
         ]
         rows = np.concatenate(outs)
-        batch = _cpu_session(path).run(["embedding"], {"input_ids": trim_padding(ids, 0)})[0]
+        batch = _cpu_session(path).run(["embedding"], {"input_ids": trim_text(ids, 0)})[0]
         cos = np.minimum(_cosines(rows, reference), _cosines(batch, reference))
         figures = {
             "min_cosine": float(cos.min()),
@@ -614,8 +678,10 @@ def _export_reranker_image(
     float16 as the runtime stores them.
     """
     fp32 = work / "reranker_image.fp32.onnx"
+    wrapper = RerankerImage(coca)
+    wrapper.visual = lean_copy(coca.visual)  # gated on ``ref.tokens``, the original's
     _export(
-        RerankerImage(coca).eval(),
+        wrapper.eval(),
         (torch.from_numpy(ref.pixels),),
         fp32,
         ["pixels"],
@@ -759,27 +825,31 @@ def export_pack(
         tempfile.TemporaryDirectory(prefix="photosearch-export-") as tmp,
     ):
         work = Path(tmp)
+        lean = lean_copy(model)  # exported; the gates compare it with ``model``
         say("exporting the image encoder")
         img = _export_embedding_graph(
-            ImageEmbedding(model).eval(),
+            ImageEmbedding(lean).eval(),
             parity_pixels(spec),
             "pixels",
             staging / modelpack.IMAGE_ENCODER,
             quantize=quantize,
             work=work,
+            truth=ImageEmbedding(model).eval(),
         )
         say("exporting the text encoder")
         ids = tok(PARITY_TEXTS).numpy()
         txt = _export_trimmed_text(
-            model, ids, staging / modelpack.TEXT_ENCODER, quantize=quantize, work=work
+            model, ids, staging / modelpack.TEXT_ENCODER, quantize=quantize, work=work, lean=lean
         ) or _export_embedding_graph(
-            TextEmbedding(model).eval(),
+            TextEmbedding(lean).eval(),
             ids,
             "input_ids",
             staging / modelpack.TEXT_ENCODER,
             quantize=quantize,
             work=work,
+            truth=TextEmbedding(model).eval(),
         )
+        del lean
         with torch.no_grad():
             dim = int(model.encode_text(tok(["x"])).shape[-1])
         manifest["embedding_dim"] = dim

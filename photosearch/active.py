@@ -87,13 +87,17 @@ class ActiveModels:
         open_reranker: Callable[[modelpack.ModelPack], Reranker],
         image_encoder: ImageEncoder | None = None,
         index: VectorIndex | None = None,
+        saved_graphs: Path | None = None,
     ) -> ActiveModels:
         """``load_index`` and ``open_reranker`` run on first use; an ``image_encoder`` or
-        ``index`` already at hand (a pack switch made them) is taken as loaded."""
+        ``index`` already at hand (a pack switch made them) is taken as loaded;
+        ``saved_graphs`` keeps optimised copies of graphs (see ``encoders.create_session``)."""
         closed = threading.Event()
         return cls(
             pack,
-            Once(lambda: TextEncoder(pack, device=device, threads=threads)),
+            Once(
+                lambda: TextEncoder(pack, device=device, threads=threads, saved_graphs=saved_graphs)
+            ),
             Once(lambda: ImageEncoder(pack, device=device, threads=threads), image_encoder),
             Once(lambda: load_index(pack), index),
             Once(lambda: _reranker_or_reason(pack, open_reranker, closed)),
@@ -249,9 +253,11 @@ class ModelSlot:
         *,
         device: str,
         threads: int | None,
+        saved_graphs: Path | None = None,
     ):
         self.store = store
         self.lock = threading.RLock()
+        self._saved_graphs = saved_graphs
         self._load_pack = load_pack
         self._open_reranker = open_reranker
         self._device = device
@@ -286,6 +292,7 @@ class ModelSlot:
             open_reranker=self._open_reranker,
             image_encoder=image_encoder,
             index=index,
+            saved_graphs=self._saved_graphs,
         )
 
     def publish(self, models: ActiveModels | None, *, saved: bool = False) -> None:

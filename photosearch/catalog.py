@@ -488,6 +488,32 @@ class Catalog:
         )
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def record_view(self, photo_id: int) -> None:
+        """The user opened this photo (a missing or forgotten id is ignored)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO views (photo_id, count, last) SELECT id, 1, ? FROM photos "
+                "WHERE id = ? ON CONFLICT(photo_id) DO UPDATE SET count = count + 1, "
+                "last = excluded.last",
+                [time.time(), int(photo_id)],
+            )
+
+    def views(self, photo_id: int) -> int:
+        rows = self._query("SELECT count FROM views WHERE photo_id = ?", [int(photo_id)])
+        return int(rows[0][0]) if rows else 0
+
+    def precompute_order(self, pack: str, limit: int) -> list[int]:
+        """Photos with a vector from ``pack``, the order the reranker's tokens are made ahead:
+        the most viewed first, then the newest (date taken, else modified), at most ``limit``."""
+        rows = self._query(
+            "SELECT p.id FROM photos p JOIN vectors v ON v.photo_id = p.id AND v.pack = ? "
+            "LEFT JOIN views w ON w.photo_id = p.id ORDER BY COALESCE(w.count, 0) DESC, "
+            "COALESCE(p.taken, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1000000000, "
+            "'unixepoch', 'localtime')) DESC, p.id DESC LIMIT ?",
+            [pack, int(limit)],
+        )
+        return [int(r[0]) for r in rows]
+
     def match_names(
         self, words: Sequence[str], *, filters: Filters | None = None, limit: int = 1000
     ) -> list[int]:

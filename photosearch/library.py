@@ -30,11 +30,12 @@ import numpy as np
 from photosearch import config, health, imaging, modelpack, scanner
 from photosearch.active import ActiveModels, IndexStore, ModelSlot
 from photosearch.catalog import Catalog, Folder
-from photosearch.encoders import ImageEncoder, TextEncoder
+from photosearch.encoders import ImageEncoder, TextEncoder, forget_saved_graphs
 from photosearch.errors import PackError, PhotosearchError
 from photosearch.indexer import IndexControl, Progress
 from photosearch.lock import DataDirLock, LibraryLockedError
 from photosearch.packs import NoModelError, PackShelf
+from photosearch.query_socket import QueryServer
 from photosearch.rerank import CACHE_FILE, Reranker, TokenCache
 from photosearch.runs import (
     IndexRunReport,
@@ -44,7 +45,7 @@ from photosearch.runs import (
     encode_for_switch,
     precompute_tokens,
 )
-from photosearch.search import DEFAULT_BETA, Query, Results, Searcher
+from photosearch.search import DEFAULT_BETA, Query, Results, Searcher, query_from_json
 from photosearch.settings import SETTINGS
 from photosearch.vectors import VectorIndex
 
@@ -65,6 +66,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CATALOG_FILE = "catalog.sqlite3"
+SAVED_GRAPHS = "onnx"  # under the cache folder: optimised copies of packs' graphs
 
 
 class ReadOnlyLibraryError(PhotosearchError):
@@ -113,12 +115,14 @@ class Library:
             self._open_reranker,
             device=device,
             threads=threads,
+            saved_graphs=self.paths.cache / SAVED_GRAPHS,
         )
         # One mutating job at a time (index, scan, remove, switch pack); searches run beside it.
         self._job = threading.RLock()
         self._control: IndexControl | None = None
         self._watchers: list[Watcher] = []
         self._watchers_lock = threading.Lock()
+        self._server: QueryServer | None = None
         self.searcher = Searcher(self)
 
     def __enter__(self) -> Library:
@@ -130,6 +134,7 @@ class Library:
     def close(self) -> None:
         """Stop watchers and a running indexing job (they keep what they committed), save,
         release the lock."""
+        self.stop_serving()
         for watcher in list(self._watchers):
             watcher.stop()
         if self._control is not None:
@@ -248,6 +253,7 @@ class Library:
                 self.catalog.drop_vectors(pack_id)
                 self.store.remove(pack_id)
             shutil.rmtree(gone, ignore_errors=True)
+            forget_saved_graphs(self.paths.cache / SAVED_GRAPHS, name)
 
     # -- the active models (loaded on first use, replaced as one: see ModelSlot) -----------
 
@@ -511,6 +517,37 @@ class Library:
         """Photos that look like ``image`` (a photo in the library, or any image file)."""
         return self.searcher.search(Query(like=Path(image), n=n, **options))
 
+    # -- answering other processes' queries -----------------------------------------------
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A request from another process (see :meth:`serve_queries`): ``{"op": "search"}`` and
+        a query as :func:`~photosearch.search.query_from_json` reads it, answered with
+        ``{"results": Results.to_json()}``, or ``{"error": why}`` for a query that cannot run
+        (the words the asker would print itself), or ``{"declined": why}`` for one the asker
+        should answer in its own process (another device asked for, an unknown request)."""
+        if request.get("op") != "search":
+            return {"declined": f"unknown request {request.get('op')!r}"}
+        if request.get("device", "auto") not in ("auto", self.device):
+            return {"declined": f"this process runs its models with device {self.device!r}"}
+        try:
+            return {"results": self.searcher.search(query_from_json(request)).to_json()}
+        except PhotosearchError as e:
+            return {"error": str(e)}
+
+    def serve_queries(self) -> bool:
+        """Answer other processes' searches (``photosearch search`` in a terminal) over the
+        data directory's owner-only socket until :meth:`stop_serving` or :meth:`close`; they
+        then skip loading the models themselves. False where no socket can be (no Unix
+        sockets, a data directory path too long for one, another process already serving)."""
+        if self._server is None:
+            self._server = QueryServer.start(self.paths.data, self.answer)
+        return self._server is not None
+
+    def stop_serving(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+
     # -- settings --------------------------------------------------------------------------
 
     def setting(self, name: str) -> Any:
@@ -539,7 +576,15 @@ class Library:
         reranker, _ = self.reranker_or_reason()
         if reranker is None:
             return 0
-        return precompute_tokens(reranker, self.catalog, self.pack.id, control)
+        return precompute_tokens(
+            reranker, self.catalog, self.pack.id, control, user_idle=self.searcher.idle_seconds
+        )
+
+    def record_view(self, photo_id: int) -> None:
+        """The user opened this photo (the window's viewer): the reranker's background token
+        pass does the most viewed photos first."""
+        self._writing("recording a view")
+        self.catalog.record_view(photo_id)
 
     # -- what the catalog says, for the faces ------------------------------------------------
 

@@ -466,14 +466,18 @@ class Reranker:
         photos: Sequence[PhotoDetails],
         cancel: threading.Event | None = None,
         progress: Callable[[int, int], None] | None = None,
+        between: Callable[[], None] | None = None,
     ) -> int:
         """Fill the cache with these photos' tokens (those not cached yet); returns how many
-        were computed. Stops early when cancelled."""
+        were computed. Stops early when cancelled. ``between`` runs before each batch (it
+        may wait: the library's token pass pauses there while the user searches)."""
         if self.cache is None:
             return 0
         done = 0
-        step = self.batch_size * 4
+        step = self.batch_size if between is not None else self.batch_size * 4
         for start in range(0, len(photos), step):
+            if between is not None:
+                between()
             if cancel is not None and cancel.is_set():
                 break
             part = photos[start : start + step]

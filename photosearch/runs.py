@@ -15,7 +15,7 @@ from pathlib import Path
 
 from photosearch import modelpack
 from photosearch.active import IndexStore
-from photosearch.catalog import Catalog, Filters
+from photosearch.catalog import Catalog
 from photosearch.encoders import ImageEncoder
 from photosearch.errors import PhotosearchError
 from photosearch.indexer import IndexControl, Indexer, IndexReport, Progress
@@ -136,28 +136,47 @@ def encode_for_switch(
     return run, index, done
 
 
+# The token pass resumes this long after the user's last query ended.
+USER_PAUSE_S = 3.0
+
+
 def precompute_tokens(
-    reranker: Reranker, catalog: Catalog, pack_id: str, control: IndexControl | None = None
+    reranker: Reranker,
+    catalog: Catalog,
+    pack_id: str,
+    control: IndexControl | None = None,
+    *,
+    user_idle: Callable[[], float] | None = None,
 ) -> int:
     """Compute the reranker's image tokens of indexed photos not yet in its cache; returns how
-    many. The newest photos first, and only as many as the cache holds: filling it past its
-    bound would only evict the tokens of recent searches."""
+    many. The most viewed photos first, then the newest, and only as many as the cache holds:
+    filling it past its bound would only evict the tokens of recent searches. ``user_idle``
+    (seconds since the user's last query, 0 during one): the pass waits while the user
+    searches, so it never takes the cores from a query."""
     if reranker.cache is None:
         return 0
     spec = reranker.spec
     per_photo = spec.tokens * spec.token_dim * 2  # float16
     room = max(0, reranker.cache.max_bytes // per_photo)
-    ids = catalog.filtered_ids(pack_id, Filters())[::-1][:room].tolist()
+    ids = catalog.precompute_order(pack_id, room)
     cancel = control.cancel_event if control is not None else None
+
+    def between_batches() -> None:
+        if control is not None:
+            control.wait_while_paused()
+        while user_idle is not None and user_idle() < USER_PAUSE_S:
+            if cancel is not None and cancel.wait(0.2):
+                return
+            if cancel is None:
+                time.sleep(0.2)
+
     done = 0
     try:
         for start in range(0, len(ids), 256):
             if cancel is not None and cancel.is_set():
                 break
-            if control is not None:
-                control.wait_while_paused()
-            photos = list(catalog.details(ids[start : start + 256]).values())
-            done += reranker.precompute([p for p in photos if p.online], cancel)
+            photos = [p for p in catalog.details(ids[start : start + 256]).values() if p.online]
+            done += reranker.precompute(photos, cancel, between=between_batches)
     except (PhotosearchError, OSError, MemoryError) as e:  # indexing itself succeeded
         log.warning("precomputing reranker tokens stopped: %s", e)
     return done

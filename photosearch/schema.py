@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 # Each migration takes the schema from version i to i + 1, inside one transaction.
@@ -122,5 +122,18 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2]
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    # How often the user opened each photo: the reranker's background token pass does the
+    # most viewed first (they are the likeliest to be candidates again).
+    db.execute(
+        """
+        CREATE TABLE views (
+            photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+            count INTEGER NOT NULL,
+            last REAL NOT NULL
+        )"""
+    )
+
+
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from photosearch.active import ActiveModels
+from photosearch.bounds import check_beta, check_depth
 from photosearch.catalog import Catalog, Filters, PhotoDetails
 from photosearch.errors import PhotosearchError
 from photosearch.imaging import load_for_model
@@ -52,10 +53,6 @@ log = logging.getLogger(__name__)
 #: control). A pack's own ``reranker.beta`` (chosen on its validation data) comes first.
 DEFAULT_RERANK = 20
 DEFAULT_BETA = 0.1
-MAX_RERANK = 1000
-# β above this only reorders the top K by the reranker alone, which β = 1000 already does
-# (h̄ differences of 0.001 outweigh any fast score); larger values overflow to -inf.
-MAX_BETA = 1000.0
 # Candidates fetched per wanted result when negative terms may drop some.
 NEGATIVE_OVERFETCH = 4
 IMAGE_ONLY_REFERENCE = "a photo"
@@ -63,21 +60,6 @@ IMAGE_ONLY_REFERENCE = "a photo"
 
 class QueryError(PhotosearchError):
     """A query that cannot be run as given (nothing to search for, a bad date, …)."""
-
-
-def check_depth(value: int) -> int:
-    """A rerank depth, or ValueError saying what is allowed (the CLI, settings and queries
-    all check with this)."""
-    if not 0 <= value <= MAX_RERANK:
-        raise ValueError(f"must be between 0 and {MAX_RERANK}, not {value}")
-    return value
-
-
-def check_beta(value: float) -> float:
-    """A fusion weight β, or ValueError saying what is allowed."""
-    if not (np.isfinite(value) and 0 <= value <= MAX_BETA):
-        raise ValueError(f"must be a number from 0 to {MAX_BETA:g}, not {value:g}")
-    return float(value)
 
 
 def clean_text(text: str) -> str:
@@ -174,6 +156,19 @@ class Results:
     note: str | None = None
     can_refine: bool = True  # False: the pack has no reranker (a face says once how to get one)
 
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` document (docs/cli.md), also what the query socket answers."""
+        return {
+            "results": [_result_json(r) for r in self.results],
+            "refined": self.refined,
+            "rerank": self.rerank,
+            "beta": self.beta,
+            "device": self.device,
+            "note": self.note,
+            "can_refine": self.can_refine,
+            "timing": self.timing.to_json(),
+        }
+
     def __len__(self) -> int:
         return len(self.results)
 
@@ -182,6 +177,28 @@ class Results:
 
     def __getitem__(self, i: int) -> Result:
         return self.results[i]
+
+
+def _num(x: float | None) -> float | None:
+    # A photo found by name before it has a vector has no score: null, never NaN (not JSON).
+    return None if x is None or x != x else round(x, 6)
+
+
+def _result_json(r: Result) -> dict[str, Any]:
+    p = r.photo
+    return {
+        "rank": r.rank,
+        "path": str(p.path),
+        "score": _num(r.score),
+        "fast_score": _num(r.fast_score),
+        "rerank_score": _num(r.rerank_score),
+        "matched": r.matched,
+        "taken": p.taken,
+        "format": p.format,
+        "width": p.width,
+        "height": p.height,
+        "online": p.online,
+    }
 
 
 def _unit(v: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -255,6 +272,15 @@ class Searcher:
 
     def __init__(self, library: SearchSource):
         self.library = library
+        self._activity = threading.Lock()
+        self._running = 0
+        self._last_end = float("-inf")
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last query ended (0 while one runs): background work (the
+        reranker's token pass) waits while the user is searching."""
+        with self._activity:
+            return 0.0 if self._running else time.monotonic() - self._last_end
 
     # -- pieces ----------------------------------------------------------------------------
 
@@ -355,6 +381,21 @@ class Searcher:
         nothing to refine, the fast list is the final list and ``on_fast`` is not called.
         Raises :class:`Cancelled` if ``cancel`` is set before the refinement ends.
         """
+        with self._activity:
+            self._running += 1
+        try:
+            return self._search(query, on_fast, cancel)
+        finally:
+            with self._activity:
+                self._running -= 1
+                self._last_end = time.monotonic()
+
+    def _search(
+        self,
+        query: Query,
+        on_fast: Callable[[Results], None] | None,
+        cancel: threading.Event | None,
+    ) -> Results:
         query.check()
         if query.filters.folder is not None:  # the catalog holds resolved paths
             query = replace(
@@ -543,3 +584,36 @@ def parse_formats(names: Sequence[str]) -> tuple[str, ...]:
 def folder_filter(path: str | os.PathLike[str]) -> Path:
     p = Path(path).expanduser()
     return p.resolve() if p.exists() else p.absolute()
+
+
+def _where(path: str | None, cwd: str) -> Path | None:
+    """A path as the asking process meant it (relative to its working folder)."""
+    if not path:
+        return None
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else Path(cwd) / p
+
+
+def query_from_json(d: dict[str, Any]) -> Query:
+    """A query described in plain JSON values, as the command line builds it: ``text``,
+    ``like``, ``exclude``, ``folder``, ``after``, ``before``, ``type``, ``n``, ``rerank``,
+    ``beta``, ``names``; paths relative to ``cwd`` (the asker's). The same description runs in
+    the command's own process or in one that answers it over the query socket."""
+    cwd = d.get("cwd") or os.getcwd()
+    folder = _where(d.get("folder"), cwd)
+    filters = Filters(
+        folder=folder_filter(folder) if folder else None,
+        after=parse_date(d["after"]) if d.get("after") else None,
+        before=parse_date(d["before"]) if d.get("before") else None,
+        formats=parse_formats(d.get("type") or []),
+    )
+    return Query(
+        text=d.get("text") or "",
+        like=_where(d.get("like"), cwd),
+        exclude=tuple(d.get("exclude") or ()),
+        filters=filters,
+        n=int(d.get("n", 20)),
+        rerank=d.get("rerank"),
+        beta=d.get("beta"),
+        names=bool(d.get("names", True)),
+    )

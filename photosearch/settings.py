@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from photosearch.bounds import check_beta, check_depth
 from photosearch.rerank import DEFAULT_CACHE_BYTES
-from photosearch.search import DEFAULT_RERANK, check_beta, check_depth
+from photosearch.search import DEFAULT_RERANK
 
 
 def _depth(text: str) -> int:

@@ -153,3 +153,46 @@ def test_graph_that_is_not_onnx_names_the_file(pack_copy: Path) -> None:
     mf.write_text(json.dumps(m))
     with pytest.raises(PackError, match=r"text_encoder\.onnx: ONNX Runtime cannot load it"):
         TextEncoder(modelpack.load(pack_copy))
+
+
+TEXTS = ["a red car left of a white house", "", "Strand bei Sonnenuntergang", "a " * 90]
+
+
+def test_saved_optimised_text_graph_gives_the_same_embeddings(
+    tiny_coca_pack: Path, tmp_path: Path
+) -> None:
+    """A terminal's query opens the text graph's saved optimised copy: same numbers, and a
+    copy that is damaged or from another file is made again, never used."""
+    pack = modelpack.load(tiny_coca_pack)
+    want = TextEncoder(pack, device="cpu").encode(TEXTS)
+    root = tmp_path / "onnx"
+    first = TextEncoder(pack, device="cpu", saved_graphs=root)
+    saved = encoders.saved_graph_dir(root, pack, modelpack.TEXT_ENCODER)
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "model.onnx",
+        "model.onnx.data",
+        "stamp.json",
+    ]
+    again = TextEncoder(pack, device="cpu", saved_graphs=root)
+    assert Path(again.session._model_path) == saved / "model.onnx"
+    for enc in (first, again):
+        np.testing.assert_allclose(enc.encode(TEXTS), want, atol=1e-6)
+    # Damaged after it was saved (same size, other bytes): not used, made again.
+    data = saved / "model.onnx.data"
+    raw = bytearray(data.read_bytes())
+    raw[: len(raw) // 2] = bytes(len(raw) // 2)
+    data.write_bytes(bytes(raw))
+    fixed = TextEncoder(pack, device="cpu", saved_graphs=root)
+    np.testing.assert_allclose(fixed.encode(TEXTS), want, atol=1e-6)
+    assert data.read_bytes() != bytes(raw)  # saved again, whole
+    assert Path(TextEncoder(pack, device="cpu", saved_graphs=root).session._model_path) == (
+        saved / "model.onnx"
+    )
+    # Nowhere to save (the cache path is a file): the pack's own graph opens as always.
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    np.testing.assert_allclose(
+        TextEncoder(pack, device="cpu", saved_graphs=blocked).encode(TEXTS), want, atol=1e-6
+    )
+    encoders.forget_saved_graphs(root, pack.path.name)
+    assert not (root / pack.path.name).exists()

@@ -76,8 +76,9 @@ def test_tiny_clip_parity(tiny_clip_pack: Path) -> None:
 def test_tiny_coca_parity_and_reranker_loglik(tiny_coca_pack: Path) -> None:
     _assert_dual_encoder_parity(tiny_coca_pack, "photosearch-tiny-coca")
     pack = modelpack.load(tiny_coca_pack)
-    # CoCa pools a class token appended after the padding: its length must stay fixed.
-    assert pack.manifest["text"]["dynamic_length"] is False
+    # CoCa pools a class token appended after the padding, which its mask hides from it: the
+    # graph runs cut after the end token (the legacy off-by-one mask needs one padding id more).
+    assert pack.manifest["text"]["dynamic_length"] is True
     assert pack.reranker is not None
     coca = _reference_model("photosearch-tiny-coca")
     tok = open_clip.get_tokenizer("photosearch-tiny-coca")
@@ -227,3 +228,64 @@ def test_correct_cls_mask_is_applied_and_recorded(tmp_path: Path) -> None:
         exporter.export_pack(
             exporter.Source("photosearch-tiny-clip", None, correct_cls_mask=True), tmp_path / "x"
         )
+
+
+@pytest.mark.parametrize("correct_cls_mask", [False, True])
+def test_cut_coca_text_tower_is_the_full_one(correct_cls_mask: bool) -> None:
+    """CoCa's class token, cut after the end token, gives the full-length embedding."""
+    from photosearch.encoders import trim_padding, trim_text
+
+    source = exporter.Source("photosearch-tiny-coca", None, correct_cls_mask=correct_cls_mask)
+    model, _ = exporter.create_model(source)
+    model.eval()
+    cut = exporter.trimmed_text(model)
+    assert cut is not None
+    ids = open_clip.get_tokenizer("photosearch-tiny-coca")(FRESH_TEXTS + exporter.PARITY_TEXTS)
+    with torch.no_grad():
+        full = torch.nn.functional.normalize(model.encode_text(ids), dim=-1).numpy()
+        batch = cut(torch.from_numpy(trim_text(ids.numpy(), 0))).numpy()
+        alone = [cut(torch.from_numpy(trim_text(row[None], 0))).numpy() for row in ids.numpy()]
+        without_spare = cut(torch.from_numpy(trim_padding(ids[:1].numpy(), 0))).numpy()
+    np.testing.assert_allclose(batch, full, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate(alone), full, atol=1e-5)
+    # The legacy (off-by-one) mask lets the class token see the first padding id: cut without
+    # it, the embedding differs, which is why the runtime keeps one (encoders.trim_text).
+    assert np.allclose(without_spare, full[:1], atol=1e-5) is correct_cls_mask
+
+
+def test_bidirectional_text_tower_keeps_its_fixed_length() -> None:
+    from open_clip.transformer import TextTransformer
+
+    holder = torch.nn.Module()
+    holder.text = TextTransformer(
+        context_length=8, vocab_size=64, width=16, heads=2, layers=1, no_causal_mask=True
+    )
+    assert exporter.trimmed_text(holder) is None  # MobileCLIP-S*: its end token sees the padding
+    holder.text = TextTransformer(context_length=8, vocab_size=64, width=16, heads=2, layers=1)
+    assert exporter.trimmed_text(holder) is not None  # causal, pooling the end token
+
+
+@pytest.mark.parametrize("name", ["photosearch-tiny-clip", "photosearch-tiny-coca"])
+def test_lean_copy_computes_what_the_model_does(name: str) -> None:
+    """The exported copy's rewritten attention and patch embedding are the same function."""
+    from photosearch.export_onnx.lean import LeanAttention, PatchEmbedding, lean_copy
+
+    model, cfg = exporter.create_model(exporter.Source(name, None))
+    model.eval()
+    lean = lean_copy(model)
+    assert not any(isinstance(m, torch.nn.MultiheadAttention) for m in lean.modules())
+    assert sum(isinstance(m, LeanAttention) for m in lean.modules()) >= 4
+    assert isinstance(lean.visual.conv1, PatchEmbedding)
+    assert any(isinstance(m, torch.nn.MultiheadAttention) for m in model.modules())  # untouched
+    pixels = torch.from_numpy(exporter.parity_pixels(exporter.image_spec(cfg)))
+    ids = open_clip.get_tokenizer(name)(FRESH_TEXTS + exporter.PARITY_TEXTS)
+    with torch.no_grad():
+        for a, b in (
+            (model.encode_image(pixels), lean.encode_image(pixels)),
+            (model.encode_text(ids), lean.encode_text(ids)),
+        ):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
+        if name.endswith("coca"):  # the reranker's image tokens (attention pooling too)
+            np.testing.assert_allclose(
+                lean.visual(pixels)[1].numpy(), model.visual(pixels)[1].numpy(), atol=1e-5
+            )

@@ -369,6 +369,91 @@ def test_precompute_fills_the_cache(coca_lib: Library) -> None:
     assert coca_lib.precompute_rerank_tokens() == 0
 
 
+def _taken_order(lib: Library, ids: list[int]) -> list[int]:
+    """``ids`` newest first, as a person dates them (taken, else modified), then newest id."""
+    import datetime as dt
+
+    def key(i: int) -> tuple[str, int]:
+        p = lib.catalog.details([i])[i]
+        when = p.taken or dt.datetime.fromtimestamp(p.path.stat().st_mtime).isoformat()
+        return (when[:19], i)
+
+    return sorted(ids, key=key, reverse=True)
+
+
+def test_token_pass_takes_the_most_viewed_then_the_newest(
+    coca_lib: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [int(i) for i in coca_lib.catalog.vector_ids(coca_lib.pack.id)]
+    seen, once = ids[5], ids[9]
+    for _ in range(2):
+        coca_lib.record_view(seen)
+    coca_lib.record_view(once)
+    coca_lib.record_view(10**9)  # a photo that is not (any more) in the catalog: ignored
+    assert coca_lib.catalog.views(seen) == 2
+    rest = _taken_order(coca_lib, [i for i in ids if i not in (seen, once)])
+    assert coca_lib.catalog.precompute_order(coca_lib.pack.id, 100) == [seen, once, *rest]
+    # Only as many as the cache holds, in that order.
+    reranker, _ = coca_lib.reranker_or_reason()
+    spec = reranker.spec
+    monkeypatch.setattr(reranker.cache, "max_bytes", 3 * spec.tokens * spec.token_dim * 2)
+    given: list[int] = []
+    real = reranker.precompute
+
+    def recording(photos, cancel=None, progress=None, between=None):  # noqa: ANN001, ANN202
+        given.extend(p.id for p in photos)
+        return real(photos, cancel, progress, between)
+
+    monkeypatch.setattr(reranker, "precompute", recording)
+    assert coca_lib.precompute_rerank_tokens() == 3
+    assert given == [seen, once, rest[0]]
+    # Photos forgotten take their views with them.
+    for folder in coca_lib.folders():
+        coca_lib.remove_folder(folder.path)
+    assert coca_lib.catalog.views(seen) == 0
+
+
+def test_token_pass_waits_while_the_user_searches(coca_lib: Library) -> None:
+    from photosearch import runs
+    from photosearch.indexer import IndexControl
+
+    reranker, _ = coca_lib.reranker_or_reason()
+    idle = iter([0.0, 0.0, 1.0] + [60.0] * 1000)  # searching, searching, just ended, away
+    asked: list[float] = []
+
+    def user_idle() -> float:
+        asked.append(next(idle))
+        return asked[-1]
+
+    t0 = time.monotonic()
+    done = runs.precompute_tokens(reranker, coca_lib.catalog, coca_lib.pack.id, user_idle=user_idle)
+    assert done == 12
+    assert asked[:4] == [0.0, 0.0, 1.0, 60.0]
+    assert time.monotonic() - t0 >= 0.6  # it waited three times before the first batch
+    # A user who never stops searching: cancelling (closing the window) still ends the pass.
+    reranker.cache.clear()
+    control = IndexControl()
+    threading.Timer(0.5, control.cancel).start()
+    t0 = time.monotonic()
+    left = runs.precompute_tokens(
+        reranker, coca_lib.catalog, coca_lib.pack.id, control, user_idle=lambda: 0.0
+    )
+    assert left == 0 and time.monotonic() - t0 < 5
+
+
+def test_searcher_tells_how_long_the_user_has_been_idle(coca_lib: Library) -> None:
+    during: list[float] = []
+    from photosearch.search import Query
+
+    coca_lib.searcher.search(
+        Query(text="a red circle", rerank=4),
+        on_fast=lambda r: during.append(coca_lib.searcher.idle_seconds()),
+    )
+    assert during == [0.0]
+    time.sleep(0.05)
+    assert coca_lib.searcher.idle_seconds() >= 0.05
+
+
 # -- real behaviour: the pack trained on the synthetic world ---------------------------------
 
 

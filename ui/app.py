@@ -100,6 +100,7 @@ def run(
         QMessageBox.critical(None, app.translate("app", "photosearch"), str(e))
         hook.uninstall()
         return 1
+    library.serve_queries()  # `photosearch search` in a terminal asks this window
     window = MainWindow(library)
     window.show()
     if screenshot is not None:

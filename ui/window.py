@@ -40,10 +40,10 @@ from PySide6.QtWidgets import (
 )
 
 from photosearch.errors import PhotosearchError
+from photosearch.hints import REFINE_HINT
 from photosearch.imaging import SUPPORTED_EXTENSIONS
 from photosearch.latest import LatestSearch
 from photosearch.library import Library
-from photosearch.packs import REFINE_HINT
 from photosearch.search import Query, Result, Results
 from photosearch.ui import watch_words
 from photosearch.ui.filters import FilterBar

@@ -37,6 +37,9 @@ class WindowDialogs:
 
     def _viewer_moved(self, row: int) -> None:
         self.view.setCurrentIndex(self.model.index(row))
+        result = self.model.result(row)
+        if result is not None and self.library.writer:  # most viewed: tokens made first
+            self.tasks.run(lambda pid=result.photo_id: self.library.record_view(pid))
 
     def _dialog(self, name: str, make) -> QWidget:  # noqa: ANN001
         dialog = self.dialogs.get(name)

@@ -15,8 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-from photosearch.cli.commands.gui import cmd_default
-from photosearch.cli.parser import build_parser
+from photosearch.cli.parser import build_parser, command
 from photosearch.errors import PhotosearchError
 
 __all__ = ["build_parser", "main"]
@@ -86,5 +85,5 @@ def main(argv: list[str] | None = None) -> int:
 
             return selftest.main(args.self_test_pack, args.device)
         if not getattr(args, "func", None):
-            args.func = cmd_default
+            args.func = command("gui", "cmd_default")
         return _run(args)

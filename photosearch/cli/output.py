@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import sys
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from photosearch import modelpack
+if TYPE_CHECKING:  # the search command's client side must start without the engine
+    from photosearch import modelpack
 
 
 def print_json(data: Any) -> None:
@@ -132,53 +133,24 @@ class TransferProgress(_Bars):
 # -- search results --------------------------------------------------------------------------
 
 
-def _num(x: float | None) -> float | None:
-    # A photo found by name before it has a vector has no score: null, never NaN (not JSON).
-    return None if x is None or x != x else round(x, 6)
-
-
-def result_json(r: Any) -> dict[str, Any]:
-    p = r.photo
-    return {
-        "rank": r.rank,
-        "path": str(p.path),
-        "score": _num(r.score),
-        "fast_score": _num(r.fast_score),
-        "rerank_score": _num(r.rerank_score),
-        "matched": r.matched,
-        "taken": p.taken,
-        "format": p.format,
-        "width": p.width,
-        "height": p.height,
-        "online": p.online,
-    }
-
-
-def print_results(res: Any, as_json: bool) -> None:
+def print_results(doc: dict[str, Any], as_json: bool) -> None:
+    """A search's results (``Results.to_json()``, from this process or the query socket)."""
     if as_json:
-        print_json(
-            {
-                "results": [result_json(r) for r in res.results],
-                "refined": res.refined,
-                "rerank": res.rerank,
-                "beta": res.beta,
-                "device": res.device,
-                "note": res.note,
-                "timing": res.timing.to_json(),
-            }
-        )
+        print_json(doc)
         return
-    if not res.results:
+    results = doc["results"]
+    if not results:
         print("no results (is the library indexed? photosearch status)", file=sys.stderr)
-    for r in res.results:
-        mark = {"name": "  [name]", "both": "  [name]"}.get(r.matched, "")
-        print(f"{r.score:8.4f}  {r.path}{mark}")
-    t = res.timing
-    how = f"refined the top {res.rerank} on {res.device}" if res.refined else "fast search"
+    for r in results:
+        mark = {"name": "  [name]", "both": "  [name]"}.get(r["matched"], "")
+        score = float("nan") if r["score"] is None else r["score"]
+        print(f"{score:8.4f}  {r['path']}{mark}")
+    t = doc["timing"]
+    how = f"refined the top {doc['rerank']} on {doc['device']}" if doc["refined"] else "fast search"
     print(
-        f"{len(res.results)} results, {how}: {t.total_ms:.0f} ms (encode {t.encode_ms:.0f}, "
-        f"search {t.search_ms + t.names_ms:.0f}, rerank {t.rerank_ms:.0f})",
+        f"{len(results)} results, {how}: {t['total_ms']:.0f} ms (encode {t['encode_ms']:.0f}, "
+        f"search {t['search_ms'] + t['names_ms']:.0f}, rerank {t['rerank_ms']:.0f})",
         file=sys.stderr,
     )
-    if res.note:
-        print(f"note: {res.note}", file=sys.stderr)
+    if doc["note"]:
+        print(f"note: {doc['note']}", file=sys.stderr)

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 from photosearch import __version__, config
-from photosearch.cli.commands.gui import cmd_demo, cmd_gui
-from photosearch.cli.commands.index import cmd_index
-from photosearch.cli.commands.library import cmd_doctor, cmd_folders, cmd_settings, cmd_status
-from photosearch.cli.commands.models import (
-    cmd_info,
-    cmd_models_add_reranker,
-    cmd_models_available,
-    cmd_models_download,
-    cmd_models_import,
-    cmd_models_prepare,
-    cmd_models_remove,
-    cmd_models_use,
-    cmd_models_verify,
-)
-from photosearch.cli.commands.search import cmd_search, cmd_similar
+from photosearch.bounds import check_beta, check_depth
 
 Commands = Any  # what add_subparsers() returns (argparse._SubParsersAction, a private name)
+
+
+def command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """``photosearch.cli.commands.<module>.<name>``, imported when the command runs: building
+    the parser imports no command, so a search answered over the query socket starts without
+    loading the engine (numpy, ONNX Runtime, FAISS)."""
+
+    def run(args: argparse.Namespace) -> int:
+        return int(
+            getattr(importlib.import_module(f"photosearch.cli.commands.{module}"), name)(args)
+        )
+
+    run.__name__ = run.__qualname__ = name
+    return run
 
 
 # -- argument types --------------------------------------------------------------------------
@@ -37,7 +39,6 @@ def _whole(text: str) -> int:
 
 def _depth(text: str) -> int:
     value = _whole(text)
-    from photosearch.search import check_depth  # the search command imports it next anyway
 
     try:
         return check_depth(value)
@@ -50,7 +51,6 @@ def _beta(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    from photosearch.search import check_beta
 
     try:
         return check_beta(value)
@@ -98,12 +98,12 @@ def _add_window_commands(sub: Commands) -> None:
     """``info``, ``gui``, ``demo``."""
     p = sub.add_parser("info", help="show folders, ONNX Runtime providers and installed packs")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_info)
+    p.set_defaults(func=command("models", "cmd_info"))
 
     p = sub.add_parser("gui", help="open the desktop window (the default with a display)")
     p.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
     p.add_argument("--query", metavar="TEXT", help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_gui)
+    p.set_defaults(func=command("gui", "cmd_gui"))
 
     p = sub.add_parser(
         "demo",
@@ -117,7 +117,7 @@ def _add_window_commands(sub: Commands) -> None:
     p.add_argument("--no-gui", action="store_true", help="only make the library; print its path")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=command("gui", "cmd_demo"))
 
 
 def _install_options(p: argparse.ArgumentParser) -> None:
@@ -146,7 +146,7 @@ def _add_models_fetching(msub: Commands) -> None:
     p.add_argument("--revision", help="branch, tag or commit of a Hugging Face repository")
     _install_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
-    p.set_defaults(func=cmd_models_download)
+    p.set_defaults(func=command("models", "cmd_models_download"))
     p = msub.add_parser(
         "prepare",
         help="download open_clip weights and export a pack (needs the 'export' extra)",
@@ -162,7 +162,7 @@ def _add_models_fetching(msub: Commands) -> None:
         "--keep-weights", action="store_true", help="keep the downloaded weights in the cache"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
-    p.set_defaults(func=cmd_models_prepare)
+    p.set_defaults(func=command("models", "cmd_models_prepare"))
 
 
 def _add_models_installed(msub: Commands) -> None:
@@ -173,22 +173,22 @@ def _add_models_installed(msub: Commands) -> None:
         "speed, quality (and its source), languages, licence",
     )
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_models_available)
+    p.set_defaults(func=command("models", "cmd_models_available"))
     p = msub.add_parser("remove", help="uninstall a pack and forget the vectors it made")
     p.add_argument("name")
     p.add_argument("--force", action="store_true", help="even the active pack")
-    p.set_defaults(func=cmd_models_remove)
+    p.set_defaults(func=command("models", "cmd_models_remove"))
     p = msub.add_parser("verify", help="check a pack's manifest and every file's checksum")
     p.add_argument("path", nargs="?", help="a pack folder (default: the active pack)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_models_verify)
+    p.set_defaults(func=command("models", "cmd_models_verify"))
     p = msub.add_parser("list", help="list installed packs")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_info)
+    p.set_defaults(func=command("models", "cmd_info"))
     p = msub.add_parser("import", help="verify a pack folder or zip file and install it")
     p.add_argument("path", metavar="PATH", help="a pack folder, or a zip file holding one")
     _install_options(p)
-    p.set_defaults(func=cmd_models_import)
+    p.set_defaults(func=command("models", "cmd_models_import"))
     p = msub.add_parser(
         "add-reranker",
         help="give a pack (default: the active one) the reranker of another, so it can refine",
@@ -199,10 +199,10 @@ def _add_models_installed(msub: Commands) -> None:
     )
     p.add_argument("source", metavar="SOURCE")
     p.add_argument("--to", metavar="NAME", help="the installed pack to extend (default: active)")
-    p.set_defaults(func=cmd_models_add_reranker)
+    p.set_defaults(func=command("models", "cmd_models_add_reranker"))
     p = msub.add_parser("use", help="make an installed pack the active one")
     p.add_argument("name")
-    p.set_defaults(func=cmd_models_use)
+    p.set_defaults(func=command("models", "cmd_models_use"))
 
 
 def _add_models(sub: Commands) -> None:
@@ -219,7 +219,7 @@ def _add_folders_and_index(sub: Commands) -> None:
     p.add_argument("action", choices=["add", "remove", "list"])
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_folders)
+    p.set_defaults(func=command("library", "cmd_folders"))
 
     p = sub.add_parser("index", help="scan the folders and encode new or changed photos")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -232,7 +232,7 @@ def _add_folders_and_index(sub: Commands) -> None:
     )
     p.add_argument("--batch-size", type=_positive, default=32, help=argparse.SUPPRESS)
     p.add_argument("--checkpoint-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_index)
+    p.set_defaults(func=command("index", "cmd_index"))
 
 
 def _query_options(p: argparse.ArgumentParser) -> None:
@@ -280,12 +280,21 @@ def _add_search(sub: Commands) -> None:
     p.add_argument("text", nargs="?", default="", help="what the photo shows")
     _query_options(p)
     p.add_argument("--like", metavar="IMAGE", help="an example image (with or without text)")
-    p.set_defaults(func=cmd_search)
+    p.set_defaults(func=command("search", "cmd_search"))
 
     p = sub.add_parser("similar", help="find photos that look like an image")
     p.add_argument("image")
     _query_options(p)
-    p.set_defaults(func=cmd_similar)
+    p.set_defaults(func=command("search", "cmd_similar"))
+
+    p = sub.add_parser(
+        "serve",
+        help="answer searches from other terminals quickly (keeps the models loaded)",
+        description="Hold the library read-only with its models loaded and answer `search` and "
+        "`similar` from other processes over an owner-only socket in the data directory, until "
+        "Ctrl-C. The window and `index --watch` do the same while they run.",
+    )
+    p.set_defaults(func=command("search", "cmd_serve"))
 
 
 def _add_upkeep(sub: Commands) -> None:
@@ -299,15 +308,15 @@ def _add_upkeep(sub: Commands) -> None:
     p.add_argument("value", nargs="?", metavar="VALUE")
     p.add_argument("--reset", action="store_true", help="back to the default")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_settings)
+    p.set_defaults(func=command("library", "cmd_settings"))
 
     p = sub.add_parser("status", help="photos, indexed, pending, unreadable files, model")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
+    p.set_defaults(func=command("library", "cmd_status"))
 
     p = sub.add_parser("doctor", help="check that catalog, vector index and disk agree")
     p.add_argument("--repair", action="store_true", help="rebuild what can be rebuilt")
-    p.set_defaults(func=cmd_doctor)
+    p.set_defaults(func=command("library", "cmd_doctor"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -208,7 +208,8 @@ def cmd_index_watch(args: argparse.Namespace) -> int:
         if _on_main_thread():
             signal.signal(signal.SIGTERM, _interrupt)
         watcher = lib.watch(screen.event, progress=screen.progress, batch_size=args.batch_size)
-        print("watching the library's folders; press Ctrl-C to stop", file=sys.stderr)
+        also = " and answering searches from other terminals" if lib.serve_queries() else ""
+        print(f"watching the library's folders{also}; press Ctrl-C to stop", file=sys.stderr)
         interrupted = _until_interrupted(watcher, screen)
         watcher.stop()
         screen.close()

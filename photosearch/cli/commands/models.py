@@ -12,7 +12,7 @@ from photosearch import __version__, config, modelpack
 from photosearch.cli.commands import open_library
 from photosearch.cli.output import TransferProgress, pack_summary, print_json
 from photosearch.errors import PhotosearchError
-from photosearch.packs import NO_PACK_HINT
+from photosearch.hints import NO_PACK_HINT
 
 
 def cmd_info(args: argparse.Namespace) -> int:
