@@ -423,7 +423,11 @@ class Searcher:
             names_ms=(t3 - t2) * 1000,
             total_ms=(time.perf_counter() - t0) * 1000,
         )
-        fast_results = listing.build([(i, s, None) for i, s in pairs], fast_timing)
+        fast_results = listing.build(
+            [(i, s, None) for i, s in pairs],
+            fast_timing,
+            can_refine=models.pack.reranker is not None,
+        )
         k_rerank = settings[0]
         if k_rerank <= 0 or not pairs:
             return replace(fast_results, rerank=0 if k_rerank <= 0 else k_rerank)
@@ -455,8 +459,7 @@ class Searcher:
         t4 = time.perf_counter()
         reranker, reason = models.reranker_or_reason()
         if reranker is None:
-            can = models.pack.reranker is not None
-            return replace(fast_results, rerank=0, note=reason, can_refine=can)
+            return replace(fast_results, rerank=0, note=reason)
         check(cancel)
         head = [(i, s) for i, s in pairs[: listing.k_rerank] if i in listing.details]
         try:
