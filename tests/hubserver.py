@@ -81,9 +81,78 @@ class Hub:
         return None
 
 
+class _Uploads:
+    """What ``huggingface_hub``'s ``create_repo`` and ``create_commit`` send (see the module's
+    docstring); mixed into the hub's request handler, which sets ``hub``."""
+
+    hub: Hub
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parts = unquote(self.path.split("?")[0]).strip("/").split("/")
+        self.hub.log.append(("POST", self.path, None, None))
+        if parts[:3] == ["api", "repos", "create"]:
+            self._created(json.loads(body))
+        elif parts[:2] == ["api", "validate-yaml"]:
+            self._json(200, {"errors": [], "warnings": []})
+        elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "preupload":
+            files = json.loads(body)["files"]
+            modes = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+            ]
+            self._json(200, {"files": modes})
+        elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "commit":
+            self._committed("/".join(parts[2:4]), body)
+        else:
+            self._empty(404, {})
+
+    def _json(self, status: int, data: object) -> None:
+        out = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def _created(self, payload: dict) -> None:
+        repo = f"{payload.get('organization')}/{payload['name']}"
+        status = 409 if repo in self.hub.repos else 200
+        if repo not in self.hub.repos:
+            self.hub.publish(repo, {})
+        self._json(status, {"url": f"{self.hub.endpoint}/{repo}"})
+
+    def _committed(self, repo: str, body: bytes) -> None:
+        if repo not in self.hub.repos:
+            self._json(404, {"error": "Repository not found"})
+            return
+        files = dict(self.hub.repos[repo])
+        for line in body.splitlines():
+            item = json.loads(line)
+            if item["key"] == "file":
+                files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            elif item["key"] == "header":
+                self.hub.messages.append(item["value"]["summary"])
+        commit = self.hub.publish(repo, files)
+        self._json(
+            200,
+            {"commitUrl": f"{self.hub.endpoint}/{repo}/commit/{commit}", "commitOid": commit,
+             "pullRequestUrl": None},
+        )  # fmt: skip
+
+    def _empty(self, status: int, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
 def _handler(hub: Hub, *, is_cdn: bool) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    hub_ = hub  # the class body below names its attribute after it
+
+    class Handler(_Uploads, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        hub = hub_
 
         def log_message(self, *args: object) -> None:  # quiet
             pass
@@ -93,66 +162,6 @@ def _handler(hub: Hub, *, is_cdn: bool) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self._serve(head=False)
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            parts = unquote(self.path.split("?")[0]).strip("/").split("/")
-            hub.log.append(("POST", self.path, None, None))
-            if parts[:3] == ["api", "repos", "create"]:
-                self._created(json.loads(body))
-            elif parts[:2] == ["api", "validate-yaml"]:
-                self._json(200, {"errors": [], "warnings": []})
-            elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "preupload":
-                files = json.loads(body)["files"]
-                modes = [
-                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                    for f in files
-                ]
-                self._json(200, {"files": modes})
-            elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "commit":
-                self._committed("/".join(parts[2:4]), body)
-            else:
-                self._empty(404, {})
-
-        def _json(self, status: int, data: object) -> None:
-            out = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-
-        def _created(self, payload: dict) -> None:
-            repo = f"{payload.get('organization')}/{payload['name']}"
-            status = 409 if repo in hub.repos else 200
-            if repo not in hub.repos:
-                hub.publish(repo, {})
-            self._json(status, {"url": f"{hub.endpoint}/{repo}"})
-
-        def _committed(self, repo: str, body: bytes) -> None:
-            if repo not in hub.repos:
-                self._json(404, {"error": "Repository not found"})
-                return
-            files = dict(hub.repos[repo])
-            for line in body.splitlines():
-                item = json.loads(line)
-                if item["key"] == "file":
-                    files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
-                elif item["key"] == "header":
-                    hub.messages.append(item["value"]["summary"])
-            commit = hub.publish(repo, files)
-            self._json(
-                200,
-                {"commitUrl": f"{hub.endpoint}/{repo}/commit/{commit}", "commitOid": commit,
-                 "pullRequestUrl": None},
-            )  # fmt: skip
-
-        def _empty(self, status: int, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
 
         def _serve(self, *, head: bool) -> None:
             path = unquote(self.path.split("?")[0])
