@@ -76,7 +76,10 @@ def make_corpus(folder: Path, n: int) -> list[Path]:
 
 def packs(cache: Path) -> tuple[Path, Path]:
     """The fp32 pack (baseline) and the int8 pack (pipeline), exported once and cached."""
-    from benchmarks.encoders import _exporter_sha256
+    try:
+        from benchmarks.encoders import _exporter_sha256
+    except ImportError:  # run as a script from benchmarks/ (as peer_rclip.py is)
+        from encoders import _exporter_sha256  # type: ignore[no-redef]
     from photosearch.export_onnx.exporter import Source, export_pack
 
     out = []

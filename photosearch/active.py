@@ -98,7 +98,12 @@ class ActiveModels:
             Once(
                 lambda: TextEncoder(pack, device=device, threads=threads, saved_graphs=saved_graphs)
             ),
-            Once(lambda: ImageEncoder(pack, device=device, threads=threads), image_encoder),
+            Once(
+                lambda: ImageEncoder(
+                    pack, device=device, threads=threads, saved_graphs=saved_graphs
+                ),
+                image_encoder,
+            ),
             Once(lambda: load_index(pack), index),
             Once(lambda: _reranker_or_reason(pack, open_reranker, closed)),
             load_index,

@@ -15,6 +15,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from numpy.typing import NDArray
 
 from photosearch import config, fsio
 from photosearch.errors import EncoderError, PackError
+from photosearch.modelpack import IMAGE_ENCODER as IMAGE_FILE
 from photosearch.modelpack import TEXT_ENCODER as TEXT_FILE
 from photosearch.modelpack import ModelPack
 from photosearch.tokenizer import HubTokenizer, load_tokenizer
@@ -121,11 +124,36 @@ def _options(
 # -- saved optimised graphs ------------------------------------------------------------------
 # Opening a graph is mostly reading its weights out of the protobuf file (the ViT-B-32 text
 # encoder: ~0.3 s on 2 cores); ONNX Runtime's own optimised copy of it, saved once with the
-# weights in a separate file (which it maps instead of reading), opens in ~0.05 s. Saved at the
-# "extended" level, which holds no hardware-specific layout, and opened without optimising
-# again, so the first session and every later one run the same graph.
+# weights in a separate file (which it maps instead of reading), opens in ~0.05 s. The copy is
+# written on a background thread the first time a graph opens (that session opens the pack's
+# own file, as before), at the "extended" level, which holds no hardware-specific layout; later
+# sessions open it at the full level.
 SAVED_LEVEL = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
 _SAVED_MODEL, _SAVED_DATA, _SAVED_STAMP = "model.onnx", "model.onnx.data", "stamp.json"
+_STALE_STAGING_S = 3600.0  # a staging folder this old was left by a process that was killed
+_saving: dict[Path, threading.Thread] = {}
+_saving_lock = threading.Lock()
+
+
+def wait_for_saved_graphs(timeout: float | None = None) -> None:
+    """Wait until the optimised copies being written now are written (tests, benchmarks)."""
+    with _saving_lock:
+        threads = list(_saving.values())
+    for t in threads:
+        t.join(timeout)
+
+
+def _save_in_background(path: Path, saved: Path) -> None:
+    with _saving_lock:
+        if saved in _saving and _saving[saved].is_alive():
+            return
+        # Not a daemon: the interpreter must not exit while ONNX Runtime runs on it (it would
+        # abort the process); the library also waits for it on close.
+        t = threading.Thread(
+            target=_save_optimised, args=(path, saved), name="photosearch-save-graph"
+        )
+        _saving[saved] = t
+    t.start()
 
 
 def saved_graph_dir(root: Path, pack: ModelPack, file: str) -> Path:
@@ -158,7 +186,7 @@ def _open_saved(saved: Path, threads: int | None, spin: bool) -> ort.InferenceSe
             raise ValueError("changed since it was saved")
     except (OSError, ValueError):
         return None
-    opts = _options(threads, spin, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    opts = _options(threads, spin, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     try:
         return ort.InferenceSession(str(saved / _SAVED_MODEL), opts, providers=[CPU])
     except Exception as e:  # noqa: BLE001 - a damaged copy: open the pack's own file instead
@@ -167,33 +195,33 @@ def _open_saved(saved: Path, threads: int | None, spin: bool) -> ort.InferenceSe
         return None
 
 
-def _open_and_save(
-    path: Path, saved: Path, threads: int | None, spin: bool
-) -> ort.InferenceSession | None:
-    """Open ``path`` at :data:`SAVED_LEVEL`, saving its optimised copy to ``saved``."""
+def _save_optimised(path: Path, saved: Path) -> None:
+    """Write ``path``'s optimised copy (at :data:`SAVED_LEVEL`) to ``saved``; a failure (a
+    full disk, say) is logged: the graph then opens from the pack as always."""
     try:
         saved.parent.mkdir(parents=True, exist_ok=True)
+        for left in saved.parent.glob(".saving-*"):
+            if time.time() - left.stat().st_mtime > _STALE_STAGING_S:
+                shutil.rmtree(left, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=saved.parent))
     except OSError as e:
         log.warning("cannot save optimised graphs in %s: %s", saved.parent, e)
-        return None
-    opts = _options(threads, spin, SAVED_LEVEL)
+        return
+    opts = _options(1, False, SAVED_LEVEL)
     opts.optimized_model_filepath = str(staging / _SAVED_MODEL)
     entry = "session.optimized_model_external_initializers"
     opts.add_session_config_entry(f"{entry}_file_name", _SAVED_DATA)
     opts.add_session_config_entry(f"{entry}_min_size_in_bytes", "1024")
     try:
-        session = ort.InferenceSession(str(path), opts, providers=[CPU])
+        ort.InferenceSession(str(path), opts, providers=[CPU])
         fsio.atomic_write(staging / _SAVED_STAMP, json.dumps(_stamp(staging)))
         graph = saved.name.split(".", 1)[0]
         for old in saved.parent.glob(f"{graph}.*"):  # copies for an older file or runtime
             shutil.rmtree(old, ignore_errors=True)
         os.replace(staging, saved)
-    except Exception as e:  # noqa: BLE001 - a full disk, say: the session opens without it
+    except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
         log.warning("could not save an optimised copy of %s: %s", path.name, e)
         shutil.rmtree(staging, ignore_errors=True)
-        return None
-    return session
 
 
 def create_session(
@@ -207,11 +235,13 @@ def create_session(
     """Open one graph; raise :class:`PackError` naming the file if it is not a usable model.
 
     ``saved``: a folder (:func:`saved_graph_dir`) for the graph's optimised copy, used when the
-    session runs on the CPU: opened from there when present, else saved there on this open."""
+    session runs on the CPU: opened from there when present, else written there in the
+    background after this session opened the pack's own file."""
     providers = candidate_providers(device)
     session = None
     if saved is not None and providers[0] == CPU:
-        session = _open_saved(saved, threads, spin) or _open_and_save(path, saved, threads, spin)
+        session = _open_saved(saved, threads, spin)
+    from_pack = session is None
     try:
         if session is None:
             opts = _options(threads, spin, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
@@ -222,6 +252,8 @@ def create_session(
             pack=str(path.parent),
             file=path.name,
         ) from e
+    if saved is not None and from_pack and providers[0] == CPU:
+        _save_in_background(path, saved)  # the next open is quicker
     used = session.get_providers()
     if device == "gpu" and used and used[0] == CPU:
         raise EncoderError(
@@ -351,7 +383,9 @@ class ImageEncoder(_Encoder):
         device: str = "auto",
         threads: int | None = None,
         batch_size: int = 32,
+        saved_graphs: Path | None = None,
     ):
+        saved = None if saved_graphs is None else saved_graph_dir(saved_graphs, pack, IMAGE_FILE)
         super().__init__(
             pack.image_encoder,
             pack.manifest["image"],
@@ -360,6 +394,7 @@ class ImageEncoder(_Encoder):
             threads=threads,
             batch_size=batch_size,
             spin=False,
+            saved=saved,
         )
         self.spec = pack.image
         self.dim = pack.embedding_dim
@@ -397,7 +432,7 @@ class TextEncoder(_Encoder):
         batch_size: int = 64,
         saved_graphs: Path | None = None,
     ):
-        # Opened once per query from a terminal: worth an optimised copy in ``saved_graphs``.
+        # Opened once per query from a terminal: its optimised copy in ``saved_graphs``.
         saved = None if saved_graphs is None else saved_graph_dir(saved_graphs, pack, TEXT_FILE)
         super().__init__(
             pack.text_encoder,

@@ -148,9 +148,10 @@ class Indexer:
         self,
         catalog: Catalog,
         index: VectorIndex,
-        encoder: ImageEncoder,
+        encoder: ImageEncoder | Callable[[], ImageEncoder],
         pack: str,
         *,
+        spec: ImageSpec | None = None,
         batch_size: int = 32,
         decode_workers: int | None = None,
         max_batches_ahead: int = 2,
@@ -158,12 +159,24 @@ class Indexer:
     ):
         self.catalog = catalog
         self.index = index
-        self.encoder = encoder
+        # A callable opens the encoder once there is something to encode, while the decode
+        # threads read the first batch (opening a graph takes a few hundred ms); it then
+        # needs ``spec``, the pack's image preprocessing.
+        self._encoder_or_opener = encoder
+        self.spec = spec if spec is not None else getattr(encoder, "spec", None)
+        if self.spec is None:
+            raise ValueError("an encoder opened on first use needs the pack's image spec")
         self.pack = pack
         self.batch_size = batch_size
         self.decode_workers = decode_workers or max(1, min(4, os.cpu_count() or 1))
         self.max_batches_ahead = max_batches_ahead
         self.on_commit = on_commit
+
+    @property
+    def encoder(self) -> ImageEncoder:
+        if not isinstance(self._encoder_or_opener, ImageEncoder):
+            self._encoder_or_opener = self._encoder_or_opener()
+        return self._encoder_or_opener
 
     def _reusable(self, digest: str) -> tuple[np.ndarray, ImageInfo] | None:
         found = self.catalog.encoded_copy(self.pack, digest)
@@ -183,7 +196,7 @@ class Indexer:
         report = IndexReport()
         start = time.monotonic()
         batches = [photos[i : i + self.batch_size] for i in range(0, len(photos), self.batch_size)]
-        spec = self.encoder.spec
+        spec = self.spec
         paths = {p.id: p.path for p in photos}
         self._folder_of = {p.id: p.folder_id for p in photos}
         self._roots = {f.id: f.path for f in self.catalog.folders()}
@@ -200,6 +213,8 @@ class Indexer:
 
             ahead = _ReadAhead(batches, self.max_batches_ahead, submit)
             try:
+                if ahead:
+                    _ = self.encoder  # opened while the decode threads read the first batch
                 while ahead:
                     if not _go_on(control, emit):
                         report.cancelled = True

@@ -30,7 +30,12 @@ import numpy as np
 from photosearch import config, health, imaging, modelpack, scanner
 from photosearch.active import ActiveModels, IndexStore, ModelSlot
 from photosearch.catalog import Catalog, Folder
-from photosearch.encoders import ImageEncoder, TextEncoder, forget_saved_graphs
+from photosearch.encoders import (
+    ImageEncoder,
+    TextEncoder,
+    forget_saved_graphs,
+    wait_for_saved_graphs,
+)
 from photosearch.errors import PackError, PhotosearchError
 from photosearch.indexer import IndexControl, Progress
 from photosearch.lock import DataDirLock, LibraryLockedError
@@ -142,6 +147,7 @@ class Library:
         try:
             with self._job:
                 self.active.save_or_defer()
+            wait_for_saved_graphs()  # optimised copies of graphs being written (a second)
         finally:
             self.active.publish(None)
             self.catalog.close()
@@ -439,7 +445,7 @@ class Library:
                 self.catalog,
                 active.pack,
                 index,
-                active.image_encoder,
+                lambda: active.image_encoder,  # opened only when a photo needs encoding
                 options,
                 on_commit=self.active.changed,
                 checkpoint=self.save_index,

@@ -82,7 +82,7 @@ def encode_for(
     catalog: Catalog,
     pack: modelpack.ModelPack,
     index: VectorIndex,
-    encoder: ImageEncoder,
+    encoder: ImageEncoder | Callable[[], ImageEncoder],
     options: RunOptions,
     *,
     checkpoint: Callable[[], None],
@@ -103,7 +103,13 @@ def encode_for(
             last_save = time.monotonic()
 
     indexer = Indexer(
-        catalog, index, encoder, pack.id, batch_size=options.batch_size, on_commit=committed
+        catalog,
+        index,
+        encoder,
+        pack.id,
+        spec=pack.image,
+        batch_size=options.batch_size,
+        on_commit=committed,
     )
     return indexer.run(catalog.pending(pack.id), progress=options.progress, control=options.control)
 

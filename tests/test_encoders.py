@@ -166,7 +166,9 @@ def test_saved_optimised_text_graph_gives_the_same_embeddings(
     pack = modelpack.load(tiny_coca_pack)
     want = TextEncoder(pack, device="cpu").encode(TEXTS)
     root = tmp_path / "onnx"
-    first = TextEncoder(pack, device="cpu", saved_graphs=root)
+    first = TextEncoder(pack, device="cpu", saved_graphs=root)  # opens the pack's file
+    assert Path(first.session._model_path) == pack.text_encoder
+    encoders.wait_for_saved_graphs()  # the copy is written in the background
     saved = encoders.saved_graph_dir(root, pack, modelpack.TEXT_ENCODER)
     assert sorted(p.name for p in saved.iterdir()) == [
         "model.onnx",
@@ -184,6 +186,7 @@ def test_saved_optimised_text_graph_gives_the_same_embeddings(
     data.write_bytes(bytes(raw))
     fixed = TextEncoder(pack, device="cpu", saved_graphs=root)
     np.testing.assert_allclose(fixed.encode(TEXTS), want, atol=1e-6)
+    encoders.wait_for_saved_graphs()
     assert data.read_bytes() != bytes(raw)  # saved again, whole
     assert Path(TextEncoder(pack, device="cpu", saved_graphs=root).session._model_path) == (
         saved / "model.onnx"
@@ -194,5 +197,14 @@ def test_saved_optimised_text_graph_gives_the_same_embeddings(
     np.testing.assert_allclose(
         TextEncoder(pack, device="cpu", saved_graphs=blocked).encode(TEXTS), want, atol=1e-6
     )
+    encoders.wait_for_saved_graphs()
+    # The image encoder keeps one too, with the same numbers.
+    pixels = np.random.default_rng(0).random((3, 3, *pack.image.size), np.float32)
+    plain = ImageEncoder(pack, device="cpu").encode(pixels)
+    ImageEncoder(pack, device="cpu", saved_graphs=root)
+    encoders.wait_for_saved_graphs()
+    again_image = ImageEncoder(pack, device="cpu", saved_graphs=root)
+    assert Path(again_image.session._model_path).parent.parent == root / pack.path.name
+    np.testing.assert_allclose(again_image.encode(pixels), plain, atol=1e-5)
     encoders.forget_saved_graphs(root, pack.path.name)
     assert not (root / pack.path.name).exists()

@@ -23,7 +23,7 @@ import pytest
 from clirun import run_cli
 from photos import good_photos
 
-from photosearch import query_socket
+from photosearch import encoders, query_socket
 from photosearch.library import Library
 
 pytestmark = pytest.mark.skipif(not query_socket.supported(), reason="no Unix sockets")
@@ -57,6 +57,8 @@ def served(short_home: Path, tiny_clip_pack: Path) -> Iterator[tuple[Library, li
         return answer(request)
 
     lib.answer = recording  # type: ignore[method-assign]
+    lib.search("a scene", n=1)  # the models loaded, as in a window that has searched
+    encoders.wait_for_saved_graphs()  # (their optimised copies are written meanwhile)
     assert lib.serve_queries()
     yield lib, asked
     lib.close()
