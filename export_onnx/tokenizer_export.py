@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import regex
-from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
 from tokenizers import Tokenizer as HFTokenizer
+
+from photosearch.tokenizer import build_clip_bpe
 
 log = logging.getLogger(__name__)
 
@@ -188,30 +189,8 @@ def build_tokenizer(oc_tokenizer: Any) -> HFTokenizer:
     _check_simple_tokenizer(oc_tokenizer)
     vocab = {str(t): int(i) for t, i in oc_tokenizer.encoder.items()}
     merges = [tuple(m) for m, _ in sorted(oc_tokenizer.bpe_ranks.items(), key=lambda kv: kv[1])]
-    model = models.BPE(
-        vocab=vocab,
-        merges=merges,
-        end_of_word_suffix=END_OF_WORD,
-        fuse_unk=False,
-        byte_fallback=False,
-    )
-    tok = HFTokenizer(model)
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(
-                Regex(build_split_pattern(int(oc_tokenizer.pat.flags))),
-                behavior="removed",
-                invert=True,
-            ),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    # "</w>" marks a word end: make it the byte-level space, then map bytes back to text.
-    space = _bytes_to_unicode()[ord(" ")]
-    tok.decoder = decoders.Sequence([decoders.Replace(END_OF_WORD, space), decoders.ByteLevel()])
-    tok.add_special_tokens(
-        [AddedToken(t, special=True, normalized=False, single_word=False) for t in SPECIAL_TOKENS]
-    )
+    # The runtime builds the same file from a published vocabulary (rclip's): one builder.
+    tok = build_clip_bpe(vocab, merges, build_split_pattern(int(oc_tokenizer.pat.flags)))
     for t in SPECIAL_TOKENS:
         if tok.token_to_id(t) != oc_tokenizer.encoder[t]:
             raise ValueError(f"special token {t} did not keep its id {oc_tokenizer.encoder[t]}")

@@ -164,7 +164,7 @@ def _reranker_or_reason(
     if closed.is_set():
         return None, "the model pack changed while this search ran: showing the fast results"
     if pack.reranker is None:
-        return None, f"the model pack {pack.name!r} has no reranker: showing the fast results"
+        return None, f"the model pack {pack.name!r} cannot refine (no reranker): fast results"
     try:
         reranker = open_reranker(pack)
     except (PhotosearchError, OSError) as e:

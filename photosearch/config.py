@@ -51,3 +51,20 @@ def slug(text: str, default: str = "pack", strip: str = "-") -> str:
     """``text`` as a safe file name: runs of anything but letters, digits, ``._-`` become
     ``-``, the ends lose ``strip`` (``default`` when nothing is left)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(strip) or default
+
+
+LANGUAGE_ENV = "PHOTOSEARCH_LANGUAGE"
+
+
+def query_language() -> str | None:
+    """The language queries are typed in, as a tag (``de``, ``zh-TW``): ``PHOTOSEARCH_LANGUAGE``,
+    else the system locale's (``LC_ALL``, ``LC_MESSAGES``, ``LANG``); None when it says none.
+    A multilingual model that wants to be told the language (NLLB-CLIP) is told this one."""
+    for name in (LANGUAGE_ENV, "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            break
+    else:
+        return None
+    tag = value.split(".")[0].split("@")[0].replace("_", "-")
+    return None if tag in ("C", "POSIX", "") else tag

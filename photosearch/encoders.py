@@ -25,12 +25,12 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from photosearch import fsio
+from photosearch import config, fsio
 from photosearch.errors import EncoderError, PackError
 from photosearch.modelpack import IMAGE_ENCODER as IMAGE_FILE
 from photosearch.modelpack import TEXT_ENCODER as TEXT_FILE
 from photosearch.modelpack import ModelPack
-from photosearch.tokenizer import Tokenizer
+from photosearch.tokenizer import HubTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -289,12 +289,24 @@ def _check_dim(path: Path, what: str, got: object, want: int) -> None:
         )
 
 
+# What a graph's input may hold; a published graph may take float16 pixels or int32 ids.
+_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32}
+
+
 class _Encoder:
-    """Shared plumbing: one session, the providers it really uses, batched runs."""
+    """Shared plumbing: one session, the providers it really uses, batched runs.
+
+    The graph's input and output names, its input type and whether its output still needs
+    L2-normalising come from the manifest's section (``image`` or ``text``): our exports use
+    the defaults, a pack made from a published model records what that model's graphs take.
+    A graph exported for one batch size (Immich's are, for one input) is run at that size.
+    """
 
     def __init__(
         self,
         path: Path,
+        section: dict[str, object],
+        defaults: tuple[str, str],
         *,
         device: str,
         threads: int | None,
@@ -305,14 +317,30 @@ class _Encoder:
         self.path = path
         self.session = create_session(path, device=device, threads=threads, spin=spin, saved=saved)
         self.providers: list[str] = self.session.get_providers()
-        self.batch_size = batch_size
+        self.input = str(section.get("input", defaults[0]))
+        self.output = str(section.get("output", "embedding"))
+        dtype = str(section.get("dtype", defaults[1]))
+        if dtype not in _DTYPES:
+            raise PackError(
+                f"input type {dtype!r} is not one of {', '.join(_DTYPES)}",
+                pack=str(path.parent),
+                file=path.name,
+            )
+        self.dtype = _DTYPES[dtype]
+        self.normalize = bool(section.get("normalize", False))
+        _check_io(self.session, self.path, [self.input], [self.output])
+        fixed = self.session.get_inputs()[0].shape[0]
+        self.batch_size = fixed if isinstance(fixed, int) and fixed > 0 else batch_size
 
     @property
     def device(self) -> str:
         return device_name(self.providers)
 
-    def _run_batches(self, name: str, x: np.ndarray) -> Vector:
-        out = run_in_batches(self.session, self.path.name, "embedding", name, x, self.batch_size)
+    def _run_batches(self, x: np.ndarray) -> Vector:
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        out = run_in_batches(
+            self.session, self.path.name, self.output, self.input, x, self.batch_size
+        )
         if out.shape != (len(x), self.dim):  # a graph with symbolic shapes shows it only now
             raise PackError(
                 f"gives embeddings of shape {list(out.shape)}, but the manifest says "
@@ -320,7 +348,10 @@ class _Encoder:
                 pack=str(self.path.parent),
                 file=self.path.name,
             )
-        return out.astype(np.float32, copy=False)
+        out = out.astype(np.float32, copy=False)
+        if self.normalize:
+            out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
 
 
 def run_in_batches(
@@ -357,6 +388,8 @@ class ImageEncoder(_Encoder):
         saved = None if saved_graphs is None else saved_graph_dir(saved_graphs, pack, IMAGE_FILE)
         super().__init__(
             pack.image_encoder,
+            pack.manifest["image"],
+            ("pixels", "float32"),
             device=device,
             threads=threads,
             batch_size=batch_size,
@@ -365,11 +398,10 @@ class ImageEncoder(_Encoder):
         )
         self.spec = pack.image
         self.dim = pack.embedding_dim
-        _check_io(self.session, self.path, ["pixels"], ["embedding"])
         shape = self.session.get_inputs()[0].shape
         if len(shape) != 4:
             raise PackError(
-                f"input 'pixels' has rank {len(shape)}, expected 4 (N, 3, H, W)",
+                f"input {self.input!r} has rank {len(shape)}, expected 4 (N, 3, H, W)",
                 pack=str(self.path.parent),
                 file=self.path.name,
             )
@@ -385,7 +417,7 @@ class ImageEncoder(_Encoder):
             raise ValueError(f"pixels must have shape (N, 3, {h}, {w}), got {pixels.shape}")
         if len(pixels) == 0:
             return np.zeros((0, self.dim), np.float32)
-        return self._run_batches("pixels", pixels)
+        return self._run_batches(pixels)
 
 
 class TextEncoder(_Encoder):
@@ -403,21 +435,28 @@ class TextEncoder(_Encoder):
         # Opened once per query from a terminal: its optimised copy in ``saved_graphs``.
         saved = None if saved_graphs is None else saved_graph_dir(saved_graphs, pack, TEXT_FILE)
         super().__init__(
-            pack.text_encoder, device=device, threads=threads, batch_size=batch_size, saved=saved
+            pack.text_encoder,
+            pack.manifest["text"],
+            ("input_ids", "int64"),
+            device=device,
+            threads=threads,
+            batch_size=batch_size,
+            saved=saved,
         )
-        self.tokenizer = Tokenizer.from_config(pack.path, pack.tokenizer)
+        self.tokenizer = load_tokenizer(pack.path, pack.tokenizer)
         self.dim = pack.embedding_dim
         self.context_length = pack.context_length
         # A causal text graph exported with a dynamic length: run only up to the end tokens.
         self.dynamic_length = bool(pack.manifest["text"].get("dynamic_length", False))
         self.pad_id = int(pack.tokenizer.get("pad_id", 0))
-        _check_io(self.session, self.path, ["input_ids"], ["embedding"])
         _check_dim(
             self.path, "context length", self.session.get_inputs()[0].shape[1], self.context_length
         )
         _check_dim(self.path, "embedding size", self.session.get_outputs()[0].shape[-1], self.dim)
 
     def tokenize(self, texts: Sequence[str]) -> NDArray[np.int64]:
+        if isinstance(self.tokenizer, HubTokenizer):  # it may want the query's language
+            return self.tokenizer(list(texts), self.context_length, config.query_language())
         return self.tokenizer(list(texts), context_length=self.context_length)
 
     def encode(self, texts: str | Sequence[str]) -> Vector:
@@ -430,11 +469,11 @@ class TextEncoder(_Encoder):
     def encode_tokens(self, ids: NDArray[np.int64]) -> Vector:
         if self.dynamic_length:
             outs = [
-                self._run_batches("input_ids", trim_text(ids[i : i + self.batch_size], self.pad_id))
+                self._run_batches(trim_text(ids[i : i + self.batch_size], self.pad_id))
                 for i in range(0, len(ids), self.batch_size)
             ]
             return np.concatenate(outs) if outs else np.zeros((0, self.dim), np.float32)
-        return self._run_batches("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
+        return self._run_batches(ids)
 
 
 def trim_padding(ids: NDArray[np.int64], pad_id: int, *, spare: int = 0) -> NDArray[np.int64]:

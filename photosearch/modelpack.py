@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT = "photosearch-modelpack"
-FORMAT_VERSION = 1
+# 2: a graph's input and output names, input type and normalising may be stated (packs made
+# from published models); a version-1 reader would misread such a pack, so it refuses it.
+FORMAT_VERSION = 2
 # Written after a full verification; lets later loads skip re-hashing unchanged files.
 VERIFIED_STAMP = ".verified.json"
 
@@ -396,8 +398,11 @@ def sweep_leftovers(models_dir: Path) -> list[str]:
     return done
 
 
-def finalize_manifest(staging: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Fill ``files`` with the size and sha256 of every file in ``staging`` and write it."""
+def finalize_manifest(
+    staging: Path, manifest: dict[str, Any], *, format_version: int = 1
+) -> dict[str, Any]:
+    """Fill ``files`` with the size and sha256 of every file in ``staging`` and write it.
+    ``format_version``: the oldest version that reads it (2 for graph signatures of their own)."""
     files = {}
     for f in sorted(staging.iterdir()):
         if f.name == MANIFEST or f.name.startswith("."):
@@ -405,7 +410,7 @@ def finalize_manifest(staging: Path, manifest: dict[str, Any]) -> dict[str, Any]
         files[f.name] = {"size": f.stat().st_size, "sha256": sha256_file(f)}
     manifest = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": format_version,
         **{k: v for k, v in manifest.items() if k not in ("format", "format_version", "files")},
         "files": files,
     }

@@ -17,6 +17,7 @@ from photosearch import config, modelpack
 from photosearch.catalog import Catalog
 from photosearch.encoders import check_pack
 from photosearch.errors import PackError, PhotosearchError
+from photosearch.hints import NO_PACK_HINT
 
 
 class NoModelError(PhotosearchError):
@@ -68,10 +69,7 @@ class PackShelf:
             return modelpack.load(folder)
         installed = self.installed()
         if not installed:
-            raise NoModelError(
-                f"no model pack is installed in {self.folder}; import one with "
-                "`photosearch models import PACK_DIR`"
-            )
+            raise NoModelError(f"no model pack is installed in {self.folder}. {NO_PACK_HINT}")
         return modelpack.load(installed[0])
 
     def choose(self, name: str) -> None:

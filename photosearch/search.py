@@ -154,6 +154,7 @@ class Results:
     device: str | None = None  # where the reranker ran
     rerank_stats: RerankStats | None = None
     note: str | None = None
+    can_refine: bool = True  # False: the pack has no reranker (a face says once how to get one)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document (docs/cli.md), also what the query socket answers."""
@@ -164,6 +165,7 @@ class Results:
             "beta": self.beta,
             "device": self.device,
             "note": self.note,
+            "can_refine": self.can_refine,
             "timing": self.timing.to_json(),
         }
 
@@ -421,7 +423,11 @@ class Searcher:
             names_ms=(t3 - t2) * 1000,
             total_ms=(time.perf_counter() - t0) * 1000,
         )
-        fast_results = listing.build([(i, s, None) for i, s in pairs], fast_timing)
+        fast_results = listing.build(
+            [(i, s, None) for i, s in pairs],
+            fast_timing,
+            can_refine=models.pack.reranker is not None,
+        )
         k_rerank = settings[0]
         if k_rerank <= 0 or not pairs:
             return replace(fast_results, rerank=0 if k_rerank <= 0 else k_rerank)

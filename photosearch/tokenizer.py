@@ -1,5 +1,6 @@
-"""Text to CLIP token ids without torch or open_clip: open_clip's ``SimpleTokenizer``, reproduced
-exactly from a pack's ``tokenizer.json`` (written by ``photosearch.export_onnx.tokenizer_export``).
+"""Text to token ids without torch or open_clip: open_clip's ``SimpleTokenizer``, reproduced
+exactly from a pack's ``tokenizer.json`` (written by ``photosearch.export_onnx.tokenizer_export``),
+or a published model's own ``tokenizer.json`` run the way that model's runtime runs it.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,11 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return int(self._hf.get_vocab_size(with_added_tokens=True))
 
+    def token_id(self, token: str) -> int | None:
+        """The id of one token of the vocabulary, or None."""
+        found = self._hf.token_to_id(token)
+        return None if found is None else int(found)
+
     def encode(self, text: str) -> list[int]:
         """Token ids of one text, without the start and end tokens."""
         return self.encode_batch([text])[0]
@@ -240,3 +247,191 @@ def _check(hf: HFTokenizer, config: Mapping[str, Any], pack: str, name: str) -> 
             )
     if problems:
         raise PackError("tokenizer file does not fit: " + "; ".join(problems), pack=pack, file=name)
+
+
+# -- tokenizers taken as a published model ships them -------------------------------------------
+
+HUB_KIND = "hf-tokenizers"
+CLEAN_MODES = ("whitespace", "canonicalize")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def clean_source(text: str, mode: str) -> str:
+    """Cleaning as the model's own runtime does it before its ``tokenizer.json`` sees the text:
+    runs of whitespace become one space; ``canonicalize`` (SigLIP's) also drops ASCII
+    punctuation and lower-cases."""
+    text = " ".join(text.split())
+    if mode == "canonicalize":
+        text = text.translate(_PUNCTUATION).lower()
+    return text
+
+
+class HubTokenizer:
+    """A published model's own ``tokenizer.json`` (CLIP BPE, SentencePiece, Gemma, …), run as
+    that model's runtime runs it: cleaned, optionally prefixed with a language code, then
+    encoded with the file's own normalizer and post-processor, padded with the file's pad token
+    and cut to the context length."""
+
+    def __init__(
+        self,
+        hf: HFTokenizer,
+        *,
+        context_length: int,
+        pad_id: int,
+        clean: str,
+        languages: Mapping[str, str] | None = None,
+        source: str = "tokenizer",
+    ) -> None:
+        self._hf = hf
+        # Set once: the library's settings are shared by every thread that encodes with it.
+        hf.no_padding()
+        hf.enable_truncation(max_length=context_length)
+        self.context_length = context_length
+        self.pad_id = pad_id
+        self.clean = clean
+        self.languages = dict(languages or {})  # language tag -> the code put before the text
+        self.source = source
+
+    @classmethod
+    def from_config(cls, pack_dir: Path, config: Mapping[str, Any]) -> HubTokenizer:
+        pack = str(pack_dir)
+        name = config.get("file")
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise PackError("tokenizer file must be a plain file name", pack=pack, file=name)
+        length, pad, clean = config.get("context_length"), config.get("pad_id"), config.get("clean")
+        if not isinstance(length, int) or isinstance(length, bool) or length < 2:
+            raise PackError(f"tokenizer context_length {length!r} is not an int ≥ 2", pack=pack)
+        if not isinstance(pad, int) or isinstance(pad, bool) or pad < 0:
+            raise PackError(f"tokenizer pad_id {pad!r} is not an int ≥ 0", pack=pack)
+        if clean not in CLEAN_MODES:
+            raise PackError(
+                f"tokenizer clean mode {clean!r} is not one of {CLEAN_MODES}", pack=pack
+            )
+        languages = config.get("languages") or {}
+        if not isinstance(languages, Mapping):
+            raise PackError("tokenizer languages entry is not an object", pack=pack, file=name)
+        path = Path(pack_dir) / name
+        hf = _load(path, pack, name)
+        for code in languages.values():
+            if hf.token_to_id(str(code)) is None:
+                raise PackError(
+                    f"language code {code!r} is not a token of it", pack=pack, file=name
+                )
+        return cls(
+            hf,
+            context_length=length,
+            pad_id=pad,
+            clean=clean,
+            languages=languages,
+            source=str(path),
+        )
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._hf.get_vocab_size(with_added_tokens=True))
+
+    def token_id(self, token: str) -> int | None:
+        """The id of one token of the vocabulary, or None."""
+        found = self._hf.token_to_id(token)
+        return None if found is None else int(found)
+
+    def prepared(self, text: str, language: str | None = None) -> str:
+        """The text as it goes into the file's pipeline: cleaned, language code in front."""
+        if not isinstance(text, str):
+            raise TypeError(f"text is a {type(text).__name__}, not a str")
+        text = clean_source(text, self.clean)
+        if language and self.languages:
+            code = self.languages.get(language) or self.languages.get(language.split("-")[0])
+            if code is not None:
+                text = f"{code}{text}"
+        return text
+
+    def encode(self, text: str, language: str | None = None) -> list[int]:
+        """Token ids of one text as the model sees them, before padding."""
+        return list(self._hf.encode(self.prepared(text, language)).ids)
+
+    def __call__(
+        self,
+        texts: str | Sequence[str],
+        context_length: int | None = None,
+        language: str | None = None,
+    ) -> NDArray[np.int64]:
+        """Token ids, shape ``[len(texts), context_length]``; a text too long keeps what the
+        file's truncation keeps (its end token too)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        length = context_length or self.context_length
+        if length != self.context_length:
+            raise ValueError(f"this tokenizer cuts texts at {self.context_length}, not {length}")
+        encodings = self._hf.encode_batch([self.prepared(t, language) for t in texts])
+        result = np.full((len(encodings), length), self.pad_id, dtype=np.int64)
+        for i, enc in enumerate(encodings):
+            result[i, : len(enc.ids)] = enc.ids
+        return result
+
+    def decode(self, ids: Sequence[int]) -> str:
+        keep = [int(i) for i in ids if int(i) != self.pad_id]
+        return str(self._hf.decode(keep, skip_special_tokens=True)).strip()
+
+
+def load_tokenizer(pack_dir: Path, config: Mapping[str, Any]) -> Tokenizer | HubTokenizer:
+    """The tokenizer a manifest's ``tokenizer`` entry describes, of whichever kind it is."""
+    if isinstance(config, Mapping) and config.get("kind") == HUB_KIND:
+        return HubTokenizer.from_config(pack_dir, config)
+    return Tokenizer.from_config(pack_dir, config)
+
+
+# -- building CLIP's tokenizer from its published vocabulary -----------------------------------
+
+CLIP_SPECIALS = ("<start_of_text>", "<end_of_text>")
+
+
+def _byte_chars() -> dict[int, str]:
+    """CLIP's (and GPT-2's) byte alphabet: printable bytes stand for themselves, the others
+    for code points from 256 on, in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    printable += range(ord("®"), ord("ÿ") + 1)
+    rest = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable}, **{b: chr(256 + i) for i, b in enumerate(rest)}}
+
+
+def read_clip_vocab(path: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The vocabulary and merges of CLIP's ``bpe_simple_vocab_16e6.txt.gz`` (as open_clip's
+    ``SimpleTokenizer`` builds them): bytes, bytes ending a word, the merges, the two specials."""
+    import gzip
+
+    try:
+        lines = gzip.decompress(path.read_bytes()).decode("utf-8").split("\n")
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise PackError(f"not a readable CLIP vocabulary ({e})", file=path.name) from e
+    merges = [tuple(m.split()) for m in lines[1 : 49152 - 256 - 2 + 1]]
+    if len(merges) != 48894 or any(len(m) != 2 for m in merges):
+        raise PackError("not CLIP's BPE vocabulary (wrong number of merges)", file=path.name)
+    alphabet = list(_byte_chars().values())  # printable bytes first, as open_clip lists them
+    tokens = [*alphabet, *(a + END_OF_WORD for a in alphabet), *("".join(m) for m in merges)]
+    tokens += CLIP_SPECIALS
+    return {t: i for i, t in enumerate(tokens)}, [(a, b) for a, b in merges]
+
+
+def build_clip_bpe(
+    vocab: dict[str, int], merges: list[tuple[str, str]], split_pattern: str
+) -> HFTokenizer:
+    """CLIP's byte-level BPE as a ``tokenizers`` file: the split ``split_pattern`` (open_clip's
+    regex written out as code-point classes), bytes mapped to CLIP's alphabet, ``</w>`` ending
+    each word, the two special tokens added. No cleaning step: :class:`Tokenizer` cleans."""
+    from tokenizers import AddedToken, Regex, decoders, pre_tokenizers
+
+    model = models.BPE(vocab=vocab, merges=merges, end_of_word_suffix=END_OF_WORD, fuse_unk=False)
+    tok = HFTokenizer(model)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(split_pattern), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    space = _byte_chars()[ord(" ")]
+    tok.decoder = decoders.Sequence([decoders.Replace(END_OF_WORD, space), decoders.ByteLevel()])
+    tok.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False, single_word=False) for t in CLIP_SPECIALS]
+    )
+    return tok

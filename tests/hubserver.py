@@ -10,6 +10,12 @@ huggingface_hub speaks to the real one, with faults on request.
 - ``GET /files/{name}``: a plain web server (no hub headers), for URL downloads.
 - Every ``GET`` honours ``Range: bytes=N-`` with ``206`` and ``Content-Range``.
 
+Uploads, as ``huggingface_hub``'s ``create_repo`` and ``create_commit`` speak them:
+``POST /api/repos/create`` (409 when it exists), ``/api/validate-yaml``,
+``/api/models/{repo}/preupload/{revision}`` (every file "regular": sent inline) and
+``/api/models/{repo}/commit/{revision}`` (ndjson: a header, then the files, base64), which makes
+a new commit of the repository with those files added or replaced.
+
 Faults, per file name: ``cut`` (send that many bytes, then drop the connection, once),
 ``corrupt`` (flip a byte on the wire; headers as for the true file), ``fail`` (answer with
 that status).
@@ -17,7 +23,11 @@ that status).
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
+import json
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +56,7 @@ class Hub:
     log: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
     endpoint: str = ""
     cdn: str = ""
+    messages: list[str] = field(default_factory=list)  # the summaries of uploaded commits
 
     def publish(self, repo: str, files: dict[str, bytes]) -> str:
         """Put ``files`` in ``repo`` as a new commit; returns the commit id."""
@@ -70,9 +81,78 @@ class Hub:
         return None
 
 
+class _Uploads:
+    """What ``huggingface_hub``'s ``create_repo`` and ``create_commit`` send (see the module's
+    docstring); mixed into the hub's request handler, which sets ``hub``."""
+
+    hub: Hub
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parts = unquote(self.path.split("?")[0]).strip("/").split("/")
+        self.hub.log.append(("POST", self.path, None, None))
+        if parts[:3] == ["api", "repos", "create"]:
+            self._created(json.loads(body))
+        elif parts[:2] == ["api", "validate-yaml"]:
+            self._json(200, {"errors": [], "warnings": []})
+        elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "preupload":
+            files = json.loads(body)["files"]
+            modes = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+            ]
+            self._json(200, {"files": modes})
+        elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "commit":
+            self._committed("/".join(parts[2:4]), body)
+        else:
+            self._empty(404, {})
+
+    def _json(self, status: int, data: object) -> None:
+        out = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def _created(self, payload: dict) -> None:
+        repo = f"{payload.get('organization')}/{payload['name']}"
+        status = 409 if repo in self.hub.repos else 200
+        if repo not in self.hub.repos:
+            self.hub.publish(repo, {})
+        self._json(status, {"url": f"{self.hub.endpoint}/{repo}"})
+
+    def _committed(self, repo: str, body: bytes) -> None:
+        if repo not in self.hub.repos:
+            self._json(404, {"error": "Repository not found"})
+            return
+        files = dict(self.hub.repos[repo])
+        for line in body.splitlines():
+            item = json.loads(line)
+            if item["key"] == "file":
+                files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            elif item["key"] == "header":
+                self.hub.messages.append(item["value"]["summary"])
+        commit = self.hub.publish(repo, files)
+        self._json(
+            200,
+            {"commitUrl": f"{self.hub.endpoint}/{repo}/commit/{commit}", "commitOid": commit,
+             "pullRequestUrl": None},
+        )  # fmt: skip
+
+    def _empty(self, status: int, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
 def _handler(hub: Hub, *, is_cdn: bool) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    hub_ = hub  # the class body below names its attribute after it
+
+    class Handler(_Uploads, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        hub = hub_
 
         def log_message(self, *args: object) -> None:  # quiet
             pass
@@ -82,13 +162,6 @@ def _handler(hub: Hub, *, is_cdn: bool) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self._serve(head=False)
-
-        def _empty(self, status: int, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
 
         def _serve(self, *, head: bool) -> None:
             path = unquote(self.path.split("?")[0])
@@ -182,14 +255,32 @@ def _handler(hub: Hub, *, is_cdn: bool) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    """Keeps its connections, so that closing the server ends the threads serving kept-alive
+    ones (a test that checks for leaked threads would otherwise see them)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.connections: set[socket.socket] = set()
+
+    def process_request(self, request, client_address) -> None:  # noqa: ANN001
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def close_connections(self) -> None:
+        for conn in list(self.connections):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
 class HubServer:
     """The hub and its CDN, each on its own port of 127.0.0.1, served from threads."""
 
     def __init__(self) -> None:
         self.hub = Hub()
         self._servers = [
-            ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.hub, is_cdn=False)),
-            ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.hub, is_cdn=True)),
+            _Server(("127.0.0.1", 0), _handler(self.hub, is_cdn=False)),
+            _Server(("127.0.0.1", 0), _handler(self.hub, is_cdn=True)),
         ]
         for s in self._servers:
             s.daemon_threads = True
@@ -208,6 +299,7 @@ class HubServer:
     def __exit__(self, *exc: object) -> None:
         for s in self._servers:
             s.shutdown()
+            s.close_connections()
             s.server_close()
         for t in self._threads:
             t.join(5)

@@ -433,15 +433,15 @@ def test_the_catalogue_matches_open_clip() -> None:
     """Every curated choice names weights open_clip knows, in the repository it downloads."""
     import open_clip
 
-    assert acquire.choice().name == acquire.DEFAULT == "mobileclip-s2"
-    assert acquire.choice().encoder.tag == "datacompdr"
+    assert acquire.choice().name == acquire.DEFAULT == "mobileclip2-s2"
+    assert acquire.choice().encoder.tag == "dfndr2b"
     for c in acquire.CATALOGUE:
         for w in (c.encoder, c.reranker):
             if w is None:
                 continue
             cfg = open_clip.get_pretrained_cfg(w.model, w.tag)
             assert cfg.get("hf_hub", "").rstrip("/") == w.repo, (c.name, w.model)
-    with pytest.raises(PackError, match="choose from: mobileclip-s2"):
+    with pytest.raises(PackError, match="choose from: mobileclip2-s2, mobileclip-s2"):
         acquire.choice("nope")
 
 
@@ -617,10 +617,33 @@ def test_cli_prepare_without_the_export_extra(isolated_home: Path) -> None:
 def test_cli_models_available_lists_the_catalogue(isolated_home: Path) -> None:
     run = photosearch(isolated_home, "models", "available", "--json")
     assert run.returncode == 0, run.stderr
-    rows = json.loads(run.stdout)
-    assert rows[0]["name"] == "mobileclip-s2" and rows[0]["default"]
-    assert {r["pretrained"] for r in rows} >= {"datacompdr", "datacomp_s34b_b86k"}
+    listed = json.loads(run.stdout)
+    rows = listed["prepare"]
+    assert rows[0]["name"] == "mobileclip2-s2" and rows[0]["default"]
+    assert {r["pretrained"] for r in rows} >= {"dfndr2b", "datacompdr", "datacomp_s34b_b86k"}
     assert all(r["download_mb"] > 0 and r["speed"] and r["quality"] for r in rows)
+    ready = listed["ready"]
+    assert [r["name"] for r in ready if r["default"]] == [acquire.DEFAULT_READY]
+    assert {r["source"] for r in ready} >= {
+        "https://huggingface.co/yurijmikhalevich/rclip-models",
+        "https://huggingface.co/immich-app/ViT-B-32__openai",
+        "https://huggingface.co/immich-app/nllb-clip-base-siglip__v1",
+    }
+    for r in ready:  # each figure says where it comes from; each model its languages, licence
+        assert r["download_mb"] > 0 and r["languages"] and r["licence"] and r["speed"]
+        assert "(" in r["quality"] and r["can_refine"] is False
+    assert any("201 languages" in r["languages"] for r in ready)
+
+    run = photosearch(isolated_home, "models", "available")
+    assert run.returncode == 0, run.stderr
+    for words in (
+        "Ready to download (no torch needed)",
+        "rclip-vit-b-32-256  (default)",
+        "licence: CC BY-NC 4.0",
+        "mobileclip2-s2  (default)",
+        "77.2 %",
+    ):
+        assert words in run.stdout, words  # fmt: skip
 
 
 @pytest.mark.skipif(
@@ -686,7 +709,11 @@ def test_the_dialog_downloads_with_progress_and_resumes_after_cancel(
     served.stall["text_encoder.onnx"] = (200_000, release)
     dialog = ModelsDialog(lib)
     qtbot.addWidget(dialog)
-    dialog.download_choice.setChecked(True)
+    assert not dialog.bar.isVisible() and "needs a model pack" in dialog.intro.text()
+    dialog.choice.setCurrentIndex(dialog.choice.count() - 1)  # another repository
+    assert dialog.choice.currentData() == ("other", "")
+    dialog.start_button.click()  # nothing typed: said, and nothing starts
+    assert not dialog.running() and "Type a Hugging Face repository" in dialog.status.text()
     dialog.source.setText(REPO)
 
     dialog.start_button.click()
@@ -706,6 +733,8 @@ def test_the_dialog_downloads_with_progress_and_resumes_after_cancel(
     qtbot.waitUntil(lambda: not dialog.running(), timeout=10_000)
     assert dialog.bar.value() == 1000 and "Installed tiny-clip" in dialog.status.text()
     assert lib.pack.name == "tiny-clip"
+    assert [(r.name, r.active, r.problem) for r in dialog.packs.rows] == [("tiny-clip", True, None)]
+    assert "needs a model pack" not in dialog.intro.text()
     dialog.close()
 
 

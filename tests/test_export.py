@@ -187,6 +187,7 @@ def test_unavailable_pretrained_weights_are_a_clear_error(tmp_path: Path) -> Non
 REAL = [
     ("ViT-B-32-256", "none"),
     ("MobileCLIP-S2", "none"),
+    ("MobileCLIP2-S2", "none"),  # the default for `models prepare`
     ("coca_ViT-B-32", "self"),
 ]
 

@@ -109,7 +109,8 @@ def test_pack_without_reranker_still_searches(
         lib.index_photos()
         res = lib.search("a red circle", n=4, rerank=20)
         assert len(res) == 4 and not res.refined
-        assert "has no reranker" in res.note
+        assert "cannot refine (no reranker)" in res.note and not res.can_refine
+        assert not lib.search("a red circle", n=4, rerank=0).can_refine  # asked or not
 
 
 def test_reranker_that_fails_to_load_leaves_fast_search(

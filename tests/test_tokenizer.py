@@ -362,3 +362,20 @@ def test_export_refuses_other_tokenizers(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="special tokens"):
         write_tokenizer(SimpleTokenizer(additional_special_tokens=["<pad>"]), tmp_path)
     assert not (tmp_path / "tokenizer.json").exists()
+
+
+def test_the_shipped_clip_split_pattern_is_the_exporters() -> None:
+    """A ready model's CLIP vocabulary becomes, without torch, the very tokenizer file an
+    export writes: the split pattern shipped in resources is the one the exporter computes from
+    open_clip's regex, and the vocabulary read from the published .gz is open_clip's."""
+    import open_clip
+    from open_clip.tokenizer import default_bpe
+
+    from photosearch import resources
+    from photosearch.export_onnx.tokenizer_export import build_tokenizer
+    from photosearch.tokenizer import build_clip_bpe, read_clip_vocab
+
+    shipped = resources.resource_path("tokenizers", "clip_split_pattern.txt").read_text().strip()
+    vocab, merges = read_clip_vocab(Path(default_bpe()))
+    ours = build_clip_bpe(vocab, merges, shipped)
+    assert ours.to_str() == build_tokenizer(open_clip.get_tokenizer("ViT-B-32")).to_str()

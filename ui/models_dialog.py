@@ -1,6 +1,8 @@
-"""The model-pack dialog: download a ready pack (a Hugging Face repository or a URL), or prepare
-one from a curated open_clip model when the export tools are installed; with a progress bar,
-Cancel, and Start again to resume where it stopped.
+"""The model dialog: the installed packs (which serves, size, languages, refine, verified; use,
+remove, import a folder or zip), and getting a new one in one click: a ready model from the
+curated catalogue (no torch needed), a pack prepared from open_clip weights when the export
+tools are installed, or any repository or web address; with progress, Cancel, and Resume to
+continue where it stopped.
 
 The work runs on a QThread (:class:`AcquireWorker`) that only emits signals; the dialog never
 blocks and, when closed, stops the transfer (what arrived is kept) and waits for the thread.
@@ -14,16 +16,16 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup,
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QRadioButton,
     QVBoxLayout,
     QWidget,
 )
@@ -31,8 +33,11 @@ from PySide6.QtWidgets import (
 from photosearch import acquire
 from photosearch.errors import DownloadCancelled, PhotosearchError
 from photosearch.ui.indexing import duration
+from photosearch.ui.installed_packs import InstalledPacks
 
 log = logging.getLogger(__name__)
+
+OTHER = "other"  # the choice whose target the person types
 
 
 def _mb(n: float) -> str:
@@ -40,7 +45,7 @@ def _mb(n: float) -> str:
 
 
 class AcquireWorker(QThread):
-    """Runs one download or preparation; reports through signals only (queued to the GUI)."""
+    """Runs one download, preparation or import; reports through signals only (queued)."""
 
     progressed = Signal(object)  # acquire.Progress
     finished_ok = Signal(str)  # the installed pack's name
@@ -49,20 +54,25 @@ class AcquireWorker(QThread):
     def __init__(self, library: Any, job: str, target: str, parent: QObject | None = None):
         super().__init__(parent)
         self.library = library
-        self.job = job  # "download" | "prepare"
-        self.target = target  # URL / repository, or a catalogue name
+        self.job = job  # "download" | "prepare" | "import"
+        self.target = target  # a catalogue name, a repository or URL, or a path
         self.cancel = threading.Event()
+
+    def _work(self) -> Any:
+        if self.job == "prepare":
+            return acquire.prepare(
+                self.library, self.target, progress=self.progressed.emit, cancel=self.cancel
+            )
+        if self.job == "import":
+            self.progressed.emit(acquire.Progress("verify", f"checking {self.target}"))
+            return acquire.install(self.library, self.target)
+        return acquire.download_pack(
+            self.library, self.target, progress=self.progressed.emit, cancel=self.cancel
+        )
 
     def run(self) -> None:
         try:
-            if self.job == "prepare":
-                pack = acquire.prepare(
-                    self.library, self.target, progress=self.progressed.emit, cancel=self.cancel
-                )
-            else:
-                pack = acquire.download_pack(
-                    self.library, self.target, progress=self.progressed.emit, cancel=self.cancel
-                )
+            pack = self._work()
         except DownloadCancelled as e:
             self.failed.emit(str(e), True)
         except (PhotosearchError, OSError) as e:
@@ -75,129 +85,190 @@ class AcquireWorker(QThread):
 
 
 class ModelsDialog(QDialog):
-    """Get a model pack. ``installed`` carries the new pack's folder name once it is in."""
+    """The installed packs and getting another. ``installed`` carries a new pack's folder name
+    once it is in; ``changed`` says the packs changed in any way (a switch, a removal)."""
 
     installed = Signal(str)
+    changed = Signal()
 
     def __init__(self, library: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.library = library
         self.worker: AcquireWorker | None = None
-        self.setWindowTitle(self.tr("Get a model pack"))
+        self.export_problem = acquire.export_extra_problem()
+        self.setWindowTitle(self.tr("Model packs"))
         box = QVBoxLayout(self)
-        box.addWidget(
-            QLabel(
-                self.tr(
-                    "photosearch needs a model pack to understand photos. It is downloaded "
-                    "once; after that everything works offline."
-                ),
-                wordWrap=True,
-            )
-        )
+        self.intro = QLabel(wordWrap=True)
+        box.addWidget(self.intro)
+        self._build_installed(box)
         self._build_choices(box)
         self._build_progress(box)
-        self._build_buttons(box)
-        self._offer_what_this_installation_can()
-        self.mode.buttonToggled.connect(lambda *_: self._describe())
-        self.catalogue.currentIndexChanged.connect(lambda *_: self._describe())
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        box.addWidget(close)
+        self.choice.currentIndexChanged.connect(self._chosen)
+        self._refresh()
+
+    def _chosen(self) -> None:
+        """Another choice: what was said about the last one's job no longer applies."""
+        self.start_button.setText(self.tr("Install"))
+        self.status.setText("")
+        self.bar.setVisible(False)
         self._describe()
 
+    def _build_installed(self, box: QVBoxLayout) -> None:
+        group = QGroupBox(self.tr("Installed"))
+        inner = QVBoxLayout(group)
+        self.packs = InstalledPacks(self.library)
+        self.packs.changed.connect(self._refresh)
+        self.packs.changed.connect(self.changed)
+        self.import_folder_button = QPushButton(self.tr("Import folder…"))
+        self.import_folder_button.clicked.connect(self.import_folder)
+        self.import_zip_button = QPushButton(self.tr("Import zip…"))
+        self.import_zip_button.clicked.connect(self.import_zip)
+        self.packs.buttons.addWidget(self.import_folder_button)
+        self.packs.buttons.addWidget(self.import_zip_button)
+        inner.addWidget(self.packs)
+        box.addWidget(group)
+
     def _build_choices(self, box: QVBoxLayout) -> None:
-        """Download (a repository or address) or prepare (a curated open_clip model)."""
-        self.mode = QButtonGroup(self)
-        self.download_choice = QRadioButton(self.tr("Download a ready pack"))
-        self.prepare_choice = QRadioButton(self.tr("Prepare one from open_clip weights"))
-        self.mode.addButton(self.download_choice)
-        self.mode.addButton(self.prepare_choice)
-        box.addWidget(self.download_choice)
-        self.source = QLineEdit(placeholderText=self.tr("owner/name on Hugging Face, or https://…"))
-        box.addWidget(self.source)
-        box.addWidget(self.prepare_choice)
-        self.catalogue = QComboBox()
+        """The catalogue: ready models first (the recommended one selected), then what can be
+        prepared (offered only with the export tools), then any other source."""
+        group = QGroupBox(self.tr("Get a model"))
+        inner = QVBoxLayout(group)
+        self.choice = QComboBox()
+        for r in acquire.READY:
+            self.choice.addItem(r.title, ("download", r.name))
         for c in acquire.CATALOGUE:
-            self.catalogue.addItem(c.title, c.name)
-        box.addWidget(self.catalogue)
+            self.choice.addItem(
+                self.tr("Prepare: {title}").format(title=c.title), ("prepare", c.name)
+            )
+            if self.export_problem is not None:  # shown, so the choice is known, but not offered
+                item = self.choice.model().item(self.choice.count() - 1)
+                item.setEnabled(False)
+        self.choice.addItem(
+            self.tr("Another pack: a Hugging Face repository or web address"), (OTHER, "")
+        )
+        inner.addWidget(self.choice)
+        self.source = QLineEdit(placeholderText=self.tr("owner/name on Hugging Face, or https://…"))
+        inner.addWidget(self.source)
         self.about = QLabel(wordWrap=True)
-        box.addWidget(self.about)
-
-    def _build_progress(self, box: QVBoxLayout) -> None:
-        self.status = QLabel(wordWrap=True)
-        box.addWidget(self.status)
-        self.bar = QProgressBar()
-        self.bar.setRange(0, 1000)
-        self.bar.setValue(0)
-        box.addWidget(self.bar)
-
-    def _build_buttons(self, box: QVBoxLayout) -> None:
+        self.about.setOpenExternalLinks(False)
+        inner.addWidget(self.about)
         row = QHBoxLayout()
-        self.start_button = QPushButton(self.tr("Start"))
+        self.start_button = QPushButton(self.tr("Install"))
         self.start_button.setDefault(True)
-        self.start_button.clicked.connect(self.start)
+        self.start_button.clicked.connect(lambda: self.start())
         self.cancel_button = QPushButton(self.tr("Cancel"))
         self.cancel_button.clicked.connect(self.stop)
         self.cancel_button.setEnabled(False)
         row.addStretch()
         row.addWidget(self.start_button)
         row.addWidget(self.cancel_button)
-        box.addLayout(row)
-        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        close.rejected.connect(self.reject)
-        box.addWidget(close)
+        inner.addLayout(row)
+        box.addWidget(group)
 
-    def _offer_what_this_installation_can(self) -> None:
-        """Preparing needs the export tools: without them, only downloading is offered."""
-        self.export_problem = acquire.export_extra_problem()
-        if self.export_problem is not None:
-            self.prepare_choice.setEnabled(False)
-            self.prepare_choice.setToolTip(
-                self.tr("Needs the export tools (pip install 'photosearch[export]'): {why}").format(
-                    why=self.export_problem
+    def _build_progress(self, box: QVBoxLayout) -> None:
+        """Shown once something starts: no empty bar before then."""
+        self.status = QLabel(wordWrap=True)
+        box.addWidget(self.status)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(0)
+        self.bar.setVisible(False)
+        box.addWidget(self.bar)
+
+    def _refresh(self) -> None:
+        self.packs.refresh()
+        if self.packs.rows:
+            self.intro.setText(
+                self.tr("Search uses the active pack. Add another, switch, or remove one here.")
+            )
+        else:
+            self.intro.setText(
+                self.tr(
+                    "photosearch needs a model pack to understand photos. Choose one below: it "
+                    "is downloaded once, after that everything works offline."
                 )
             )
-            self.download_choice.setChecked(True)
-        else:
-            self.prepare_choice.setChecked(True)
+        self._describe()
 
     def _describe(self) -> None:
-        preparing = self.prepare_choice.isChecked()
-        self.catalogue.setEnabled(preparing and self.worker is None)
-        self.source.setEnabled(not preparing and self.worker is None)
-        if preparing:
-            c = acquire.choice(self.catalogue.currentData())
-            self.about.setText(
-                self.tr(
-                    "About {download} MB to download, {size} MB installed.\n"
-                    "Speed: {speed}\nQuality: {quality}"
-                ).format(
-                    download=f"{c.download_mb:,}",
-                    size=f"{c.pack_mb:,}",
-                    speed=c.speed,
-                    quality=c.quality,
-                )
-            )
-        elif self.export_problem is not None:
-            self.about.setText(
-                self.tr(
-                    "Preparing a pack from open_clip weights needs the export tools, which "
-                    "this installation does not have."
-                )
-            )
+        job, name = self.choice.currentData() or (OTHER, "")
+        idle = self.worker is None
+        self.source.setVisible(job == OTHER)
+        self.source.setEnabled(idle)
+        self.choice.setEnabled(idle)
+        self.packs.setEnabled(idle)
+        have = {r.name for r in self.packs.rows}
+        if job == "download":
+            self.about.setText(self._ready_text(acquire.ready_model(name)))
+        elif job == "prepare":
+            self.about.setText(self._prepare_text(acquire.choice(name)))
         else:
-            self.about.setText("")
+            self.about.setText(
+                self.tr("A pack exported by photosearch (its manifest.json is checked).")
+            )
+        there = job != OTHER and name in have
+        if there:
+            self.start_button.setText(self.tr("Installed"))
+        elif self.start_button.text() == self.tr("Installed"):
+            self.start_button.setText(self.tr("Install"))
+        self.start_button.setEnabled(idle and not there)
+
+    def _ready_text(self, r: acquire.Ready) -> str:
+        return self.tr(
+            "About {size} MB to download from {source}.\nSpeed: {speed}\nQuality: {quality}\n"
+            "Languages: {languages}\nLicence: {licence}\nRefine: no. This model searches "
+            "fast only; refining the top results needs a reranker, which packs prepared here "
+            "carry (pip install 'photosearch[export]', then Prepare)."
+        ).format(
+            size=f"{r.download_mb:,}",
+            source=r.source,
+            speed=r.speed,
+            quality=r.quality,
+            languages=r.languages,
+            licence=r.licence,
+        )
+
+    def _prepare_text(self, c: acquire.Choice) -> str:
+        text = self.tr(
+            "About {download} MB to download, {size} MB installed; exported here.\n"
+            "Speed: {speed}\nQuality: {quality}\nLanguages: English\nRefine: yes"
+        ).format(
+            download=f"{c.download_mb:,}", size=f"{c.pack_mb:,}", speed=c.speed, quality=c.quality
+        )
+        if self.export_problem is not None:
+            text += "\n" + self.tr(
+                "Needs the export tools, which this installation does not have "
+                "(pip install 'photosearch[export]')."
+            )
+        return text
+
+    def import_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, self.tr("Import a model pack folder"))
+        if path:
+            self.start("import", path)
+
+    def import_zip(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, self.tr("Import a zipped model pack"), "", self.tr("Zip files (*.zip)")
+        )
+        if path:
+            self.start("import", path)
 
     # -- the job ---------------------------------------------------------------------------
 
     def start(self, job: str | None = None, target: str | None = None) -> None:
-        """Start (or resume) the chosen download; ``job``/``target`` override the form."""
+        """Start (or resume) the chosen job; ``job``/``target`` override the form."""
         if self.worker is not None:
             return
         if job is None:
-            job = "prepare" if self.prepare_choice.isChecked() else "download"
-        if target is None:
-            target = (
-                self.catalogue.currentData() if job == "prepare" else self.source.text().strip()
-            )
+            job, target = self.choice.currentData() or (OTHER, "")
+            if job == OTHER:
+                job, target = "download", self.source.text().strip()
         if not target:
+            self.source.setFocus()
             self.status.setText(self.tr("Type a Hugging Face repository or a web address."))
             return
         self.worker = AcquireWorker(self.library, job, target, self)
@@ -205,10 +276,11 @@ class ModelsDialog(QDialog):
         self.worker.finished_ok.connect(self._done)
         self.worker.failed.connect(self._failed)
         self.worker.finished.connect(self._ended)
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self._describe()
+        self.cancel_button.setEnabled(job != "import")
+        self.bar.setRange(0, 0)  # busy until the first byte counts
+        self.bar.setVisible(True)
         self.status.setText(self.tr("Starting…"))
+        self._describe()
         self.worker.start()
 
     def stop(self) -> None:
@@ -239,6 +311,7 @@ class ModelsDialog(QDialog):
             self.tr("Installed {name}. Everything now works offline.").format(name=name)
         )
         self.installed.emit(name)
+        self.changed.emit()
 
     def _failed(self, message: str, cancelled: bool) -> None:
         self.bar.setRange(0, 1000)
@@ -246,6 +319,7 @@ class ModelsDialog(QDialog):
             self.status.setText(self.tr("Stopped. Press Resume to continue where it stopped."))
             self.start_button.setText(self.tr("Resume"))
         else:
+            self.bar.setVisible(False)
             self.status.setText(self.tr("Nothing was installed: {why}").format(why=message))
             self.start_button.setText(self.tr("Try again"))
 
@@ -253,9 +327,8 @@ class ModelsDialog(QDialog):
         if self.worker is not None:
             self.worker.deleteLater()
         self.worker = None
-        self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        self._describe()
+        self._refresh()
 
     def running(self) -> bool:
         return self.worker is not None

@@ -89,11 +89,13 @@ class WelcomeView(QWidget):
             self.model_label.setText(
                 self.tr(
                     "No model pack is installed yet. photosearch needs one to understand "
-                    "photos: get one (a download of about 1.4 GB, once; then everything "
-                    "works offline), or import a pack folder. From a terminal: "
-                    "<code>photosearch models prepare</code>, <code>photosearch models "
-                    "download OWNER/NAME</code> or <code>photosearch models import PACK_DIR</code>"
-                    "{problem}"
+                    "photos: get one with Get a model pack… (a download of about 600 MB, "
+                    "once; then "
+                    "everything works offline), or import a pack folder. From a terminal: "
+                    "<code>photosearch models download</code> (a ready model, no torch "
+                    "needed; <code>photosearch models available</code> lists them), "
+                    "<code>photosearch models prepare</code>, <code>photosearch models import "
+                    "PACK_DIR</code>, or try <code>photosearch demo</code>{problem}"
                 ).format(problem=f"<br><i>{problem}</i>" if problem else "")
             )
         self.folders.clear()

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from photosearch.errors import PhotosearchError
+from photosearch.hints import REFINE_HINT
 from photosearch.imaging import SUPPORTED_EXTENSIONS
 from photosearch.latest import LatestSearch
 from photosearch.library import Library
@@ -93,6 +94,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self._generation = 0
         self._like: Path | None = None
         self._started = False
+        self._told_about_refining = False
         self._closed = False
         self._paused = False
         self._typed_at = 0.0
@@ -484,6 +486,9 @@ class MainWindow(WindowDialogs, QMainWindow):
             text += self.tr(" · {ms:.0f} ms").format(ms=ms)
         if results.note:
             text += f" · {results.note}"
+        if not results.can_refine and not self._told_about_refining:
+            self._told_about_refining = True  # once a session: the note above stays short
+            self.statusBar().showMessage(REFINE_HINT, 30_000)
         return text
 
     def _on_search_failed(self, gen: int, error: BaseException) -> None:

@@ -56,12 +56,12 @@ class WindowDialogs:
         return self._dialog("folders", lambda: FoldersDialog(self))
 
     def show_models(self) -> QWidget:
-        """Download, prepare or import a model pack (with progress, cancel and resume)."""
+        """The installed packs; download, prepare or import one (progress, cancel, resume)."""
         from photosearch.ui.models_dialog import ModelsDialog
 
         def make() -> QWidget:
             dialog = ModelsDialog(self.library, self)
-            dialog.installed.connect(lambda _name: self.refresh_library())
+            dialog.changed.connect(self.refresh_library)
             return dialog
 
         return self._dialog("models", make)

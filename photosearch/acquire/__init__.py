@@ -11,22 +11,40 @@ pack. Nothing here imports torch: :func:`prepare` loads the exporter only when c
 
 The parts: :mod:`.catalogue` (the known choices), :mod:`.progress` (events and cancelling),
 :mod:`.locations` (hub or web folder), :mod:`.transfer` (one file, resumed and checked),
-:mod:`.disk` (room and scratch folders), :mod:`.download` (ready packs), :mod:`.zips` (zip
-import) and :mod:`.preparing` (packs made from weights).
+:mod:`.disk` (room and scratch folders), :mod:`.download` (ready packs), :mod:`.ready`
+(published ONNX models made into packs: Immich's and rclip's repositories), :mod:`.zips` (zip
+import), :mod:`.preparing` (packs made from weights) and :mod:`.components` (one pack's
+reranker added to another).
 """
 
-from photosearch.acquire.catalogue import CATALOGUE, COCA_B32, DEFAULT, Choice, Weights, choice
+from photosearch.acquire.catalogue import (
+    CATALOGUE,
+    COCA_B32,
+    DEFAULT,
+    DEFAULT_READY,
+    READY,
+    Choice,
+    Ready,
+    Weights,
+    choice,
+    ready_model,
+)
+from photosearch.acquire.components import add_reranker
 from photosearch.acquire.disk import DOWNLOADS, SPARE_BYTES, WEIGHTS, check_space
-from photosearch.acquire.download import download_pack
+from photosearch.acquire.download import download_pack, find_ready
 from photosearch.acquire.locations import parse_source
 from photosearch.acquire.preparing import EXPORT_EXTRA, export_extra_problem, prepare
 from photosearch.acquire.progress import Progress, ProgressFn
+from photosearch.acquire.ready import install_ready
 from photosearch.acquire.zips import MAX_MANIFEST, import_zip, install
 
 __all__ = [
     "CATALOGUE",
     "COCA_B32",
     "DEFAULT",
+    "DEFAULT_READY",
+    "READY",
+    "Ready",
     "DOWNLOADS",
     "EXPORT_EXTRA",
     "MAX_MANIFEST",
@@ -36,12 +54,16 @@ __all__ = [
     "Progress",
     "ProgressFn",
     "Weights",
+    "add_reranker",
     "check_space",
     "choice",
     "download_pack",
+    "find_ready",
+    "install_ready",
     "export_extra_problem",
     "import_zip",
     "install",
     "parse_source",
     "prepare",
+    "ready_model",
 ]

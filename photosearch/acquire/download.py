@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from photosearch import modelpack
+from photosearch.acquire.catalogue import READY, Ready
 from photosearch.acquire.disk import DOWNLOADS, _same_disk, check_space
 from photosearch.acquire.locations import _Hub, _key, _Location, parse_source
 from photosearch.acquire.progress import ProgressFn, _Reporter
+from photosearch.acquire.ready import install_ready
 from photosearch.acquire.transfer import _fetch, _translated
 from photosearch.acquire.zips import import_zip
 from photosearch.errors import PackError
@@ -36,25 +38,26 @@ def download_pack(
     replace: bool = False,
 ) -> modelpack.ModelPack:
     """Download an exported pack (``owner/name[@revision]`` on a hub, a folder URL, or a zip
-    URL), check every file and install it; returns the installed pack.
+    URL), check every file and install it; returns the installed pack. A ready model's name
+    or repository (the catalogue's :data:`READY`) is made into a pack by :func:`install_ready`.
 
     Cancelled (``cancel`` set) or broken off, what arrived is kept under the cache's
     ``downloads`` folder and the next call resumes it. Nothing is installed unless every file
     matches the manifest's sha256.
     """
+    options: dict[str, Any] = {"activate": activate, "replace": replace}
+    entry = find_ready(source)
+    if entry is not None:
+        revision = revision or _revision_of(source)
+        return install_ready(
+            library, entry, revision=revision, progress=progress, cancel=cancel, **options
+        )
     where, is_zip = parse_source(source, revision)
     reporter = _Reporter(progress, cancel)
     if is_zip:
         zipped, work = _download_zip(library, where, source, reporter)
         try:
-            return import_zip(
-                library,
-                zipped,
-                activate=activate,
-                replace=replace,
-                progress=progress,
-                cancel=cancel,
-            )
+            return import_zip(library, zipped, progress=progress, cancel=cancel, **options)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -76,6 +79,21 @@ def download_pack(
     pack = library.import_pack(work, activate=activate, replace=replace, move=True)
     shutil.rmtree(work, ignore_errors=True)
     return pack
+
+
+def find_ready(source: str) -> Ready | None:
+    """The ready model ``source`` names: its catalogue name, or its repository (with or
+    without ``@revision``)."""
+    wanted = source.strip().removeprefix("hf://").split("@")[0]
+    for entry in READY:
+        if wanted.lower() in (entry.name, entry.repo.lower()):
+            return entry
+    return None
+
+
+def _revision_of(source: str) -> str | None:
+    _, at, revision = source.partition("@")
+    return revision.strip() if at and revision.strip() else None
 
 
 def _download_zip(

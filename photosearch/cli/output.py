@@ -33,6 +33,8 @@ def pack_summary(pack: modelpack.ModelPack) -> dict[str, Any]:
         "image_size": list(pack.image.size),
         "precision": {"image": m["image"].get("precision"), "text": m["text"].get("precision")},
         "reranker": r.source.get("model") if r else None,
+        "languages": m.get("languages") or "English",
+        "source": m["source"].get("repo") or m["source"].get("kind"),
         "size_mb": round(sum(f["size"] for f in m["files"].values()) / 1e6, 1),
     }
 

@@ -129,13 +129,20 @@ def _add_models_fetching(msub: Commands) -> None:
     """``models download``, ``models prepare``: packs from the network."""
     p = msub.add_parser(
         "download",
-        help="download a ready pack (a Hugging Face repository or a URL), verify, install",
-        description="Download an exported model pack: owner/name[@revision] on the Hugging "
-        "Face Hub (HF_ENDPOINT chooses the server), a folder URL holding manifest.json, or a "
-        ".zip URL. Every file's checksum is checked before anything is installed; an "
-        "interrupted download resumes where it stopped when run again.",
+        help="download a ready model (no torch needed) or pack, verify, install",
+        description="Download a ready model by its name in `photosearch models available` "
+        "(default: the recommended one; published ONNX graphs made into a verified pack here), "
+        "or an exported model pack: owner/name[@revision] on the Hugging Face Hub (HF_ENDPOINT "
+        "chooses the server), a folder URL holding manifest.json, or a .zip URL. Every file is "
+        "checked before anything is installed; an interrupted download resumes where it "
+        "stopped when run again.",
     )
-    p.add_argument("source", metavar="URL|HF_REPO")
+    p.add_argument(
+        "source",
+        nargs="?",
+        metavar="NAME|URL|HF_REPO",
+        help="a ready model's name (default: the recommended one), a repository or a URL",
+    )
     p.add_argument("--revision", help="branch, tag or commit of a Hugging Face repository")
     _install_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
@@ -147,7 +154,9 @@ def _add_models_fetching(msub: Commands) -> None:
         "export them to a pack with the parity gate, install it. `photosearch models "
         "available` lists the choices.",
     )
-    p.add_argument("name", nargs="?", metavar="NAME", help="a catalogue name (default: the first)")
+    p.add_argument(
+        "name", nargs="?", metavar="NAME", help="a catalogue name (default: the recommended one)"
+    )
     _install_options(p)
     p.add_argument(
         "--keep-weights", action="store_true", help="keep the downloaded weights in the cache"
@@ -158,7 +167,11 @@ def _add_models_fetching(msub: Commands) -> None:
 
 def _add_models_installed(msub: Commands) -> None:
     """``models available``, ``remove``, ``verify``, ``list``, ``import``, ``use``."""
-    p = msub.add_parser("available", help="the models `prepare` can make: size, speed and quality")
+    p = msub.add_parser(
+        "available",
+        help="the curated models: ready downloads and what `prepare` can make, with size, "
+        "speed, quality (and its source), languages, licence",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=command("models", "cmd_models_available"))
     p = msub.add_parser("remove", help="uninstall a pack and forget the vectors it made")
@@ -176,6 +189,17 @@ def _add_models_installed(msub: Commands) -> None:
     p.add_argument("path", metavar="PATH", help="a pack folder, or a zip file holding one")
     _install_options(p)
     p.set_defaults(func=command("models", "cmd_models_import"))
+    p = msub.add_parser(
+        "add-reranker",
+        help="give a pack (default: the active one) the reranker of another, so it can refine",
+        description="Copy the cross-attention reranker of SOURCE (an installed pack's name or a "
+        "pack folder, e.g. a CoCa pack from `models prepare`) into the pack --to (default: the "
+        "active one). Its dual encoder and the vectors it made are kept; the pack is verified "
+        "and replaced in one step.",
+    )
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("--to", metavar="NAME", help="the installed pack to extend (default: active)")
+    p.set_defaults(func=command("models", "cmd_models_add_reranker"))
     p = msub.add_parser("use", help="make an installed pack the active one")
     p.add_argument("name")
     p.set_defaults(func=command("models", "cmd_models_use"))

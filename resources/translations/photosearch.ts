@@ -161,6 +161,73 @@
     </message>
 </context>
 <context>
+    <name>InstalledPacks</name>
+    <message>
+        <source>Pack</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Size</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Languages</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Refine</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>State</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Use</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Remove…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>verified</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>damaged: {why}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>{name} (active)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>yes</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>no</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Model packs</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Your photos are being encoded with {name}; searches keep using the current pack until that is done, then switch.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Remove {name} and forget the vectors it made?</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>It is the active pack: search needs another one after.</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
     <name>MainWindow</name>
     <message>
         <source>photosearch</source>
@@ -331,27 +398,7 @@
 <context>
     <name>ModelsDialog</name>
     <message>
-        <source>Get a model pack</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <source>photosearch needs a model pack to understand photos. It is downloaded once; after that everything works offline.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <source>Download a ready pack</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <source>Prepare one from open_clip weights</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
         <source>owner/name on Hugging Face, or https://…</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <source>Start</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -359,17 +406,80 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>Needs the export tools (pip install &apos;photosearch[export]&apos;): {why}</source>
+        <source>Model packs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>About {download} MB to download, {size} MB installed.
+        <source>Install</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Installed</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Import folder…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Import zip…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Get a model</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Prepare: {title}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Another pack: a Hugging Face repository or web address</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Search uses the active pack. Add another, switch, or remove one here.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>photosearch needs a model pack to understand photos. Choose one below: it is downloaded once, after that everything works offline.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>A pack exported by photosearch (its manifest.json is checked).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>About {size} MB to download from {source}.
 Speed: {speed}
-Quality: {quality}</source>
+Quality: {quality}
+Languages: {languages}
+Licence: {licence}
+Refine: no. This model searches fast only; refining the top results needs a reranker, which packs prepared here carry (pip install &apos;photosearch[export]&apos;, then Prepare).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>Preparing a pack from open_clip weights needs the export tools, which this installation does not have.</source>
+        <source>About {download} MB to download, {size} MB installed; exported here.
+Speed: {speed}
+Quality: {quality}
+Languages: English
+Refine: yes</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Needs the export tools, which this installation does not have (pip install &apos;photosearch[export]&apos;).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Import a model pack folder</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Import a zipped model pack</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Zip files (*.zip)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -617,7 +727,7 @@ score {score:.3f}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>No model pack is installed yet. photosearch needs one to understand photos: get one (a download of about 1.4 GB, once; then everything works offline), or import a pack folder. From a terminal: &lt;code&gt;photosearch models prepare&lt;/code&gt;, &lt;code&gt;photosearch models download OWNER/NAME&lt;/code&gt; or &lt;code&gt;photosearch models import PACK_DIR&lt;/code&gt;{problem}</source>
+        <source>No model pack is installed yet. photosearch needs one to understand photos: get one with Get a model pack… (a download of about 600 MB, once; then everything works offline), or import a pack folder. From a terminal: &lt;code&gt;photosearch models download&lt;/code&gt; (a ready model, no torch needed; &lt;code&gt;photosearch models available&lt;/code&gt; lists them), &lt;code&gt;photosearch models prepare&lt;/code&gt;, &lt;code&gt;photosearch models import PACK_DIR&lt;/code&gt;, or try &lt;code&gt;photosearch demo&lt;/code&gt;{problem}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>

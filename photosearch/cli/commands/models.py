@@ -12,6 +12,7 @@ from photosearch import __version__, config, modelpack
 from photosearch.cli.commands import open_library
 from photosearch.cli.output import TransferProgress, pack_summary, print_json
 from photosearch.errors import PhotosearchError
+from photosearch.hints import NO_PACK_HINT
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -41,7 +42,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"data:   {p.data}\nmodels: {p.models}\ncache:  {p.cache}")
     print(f"ONNX Runtime {ort.__version__}; providers: {', '.join(info['providers_available'])}")
     if not packs:
-        print("no model pack installed (import one with: photosearch models import PACK_DIR)")
+        print(f"no model pack installed. {NO_PACK_HINT}")
     for s in packs:
         if "error" in s:
             print(f"  ✗ {s['path']}: {s['error']}")
@@ -120,7 +121,7 @@ def cmd_models_download(args: argparse.Namespace) -> int:
             with TransferProgress(args.quiet) as progress:
                 pack = acquire.download_pack(
                     lib,
-                    args.source,
+                    args.source or acquire.DEFAULT_READY,
                     revision=args.revision,
                     progress=progress,
                     activate=True if args.use else None,
@@ -142,7 +143,9 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
             f"photosearch: error: `models prepare` exports open_clip weights, which needs the "
             f"'export' extra (torch, open_clip_torch, onnx); it is not installed ({problem}).\n"
             "Install it with:  pip install 'photosearch[export]'\n"
-            "or download a ready pack instead:  photosearch models download URL|HF_REPO",
+            "or download a ready model instead (no torch needed):  photosearch models download "
+            f"[NAME]  (default {acquire.DEFAULT_READY}; `photosearch models available` lists "
+            "them)",
             file=sys.stderr,
         )
         return 1
@@ -172,29 +175,71 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
 def cmd_models_available(args: argparse.Namespace) -> int:
     from photosearch import acquire
 
-    rows = [
-        {
-            "name": c.name,
-            "title": c.title,
-            "default": c.name == acquire.DEFAULT,
-            "model": c.encoder.model,
-            "pretrained": c.encoder.tag,
-            "reranker": f"{c.reranker.model}:{c.reranker.tag}" if c.reranker else None,
-            "download_mb": c.download_mb,
-            "pack_mb": c.pack_mb,
-            "speed": c.speed,
-            "quality": c.quality,
-        }
-        for c in acquire.CATALOGUE
-    ]
+    ready = [_ready_row(r, acquire.DEFAULT_READY) for r in acquire.READY]
+    prepared = [_prepared_row(c, acquire.DEFAULT) for c in acquire.CATALOGUE]
     if args.json:
-        print_json(rows)
+        print_json({"ready": ready, "prepare": prepared})
         return 0
-    for r in rows:
-        print(f"{r['name']}{'  (default)' if r['default'] else ''}: {r['title']}")
-        print(f"    download about {r['download_mb']:,} MB, installed about {r['pack_mb']:,} MB")
-        print(f"    speed: {r['speed']}\n    quality: {r['quality']}")
-    print("prepare one with: photosearch models prepare [NAME]  (needs the 'export' extra)")
+    print("Ready to download (no torch needed): photosearch models download [NAME]")
+    for r in ready:
+        print(f"  {r['name']}{'  (default)' if r['default'] else ''}: {r['title']}")
+        print(f"      download about {r['download_mb']:,} MB from {r['source']}")
+        print(f"      speed: {r['speed']}\n      quality: {r['quality']}")
+        print(f"      languages: {r['languages']}\n      licence: {r['licence']}")
+        print("      refine: no (fast search only; add a reranker by preparing a pack)")
+    print("\nPrepared here from open_clip weights (needs pip install 'photosearch[export]'): "
+          "photosearch models prepare [NAME]")  # fmt: skip
+    for r in prepared:
+        print(f"  {r['name']}{'  (default)' if r['default'] else ''}: {r['title']}")
+        print(f"      download about {r['download_mb']:,} MB, installed about {r['pack_mb']:,} MB")
+        print(f"      speed: {r['speed']}\n      quality: {r['quality']}")
+        print("      languages: English\n      refine: yes (CoCa ViT-B-32 reranker)")
+    return 0
+
+
+def _ready_row(r: Any, default: str) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "title": r.title,
+        "default": r.name == default,
+        "source": r.source,
+        "layout": r.layout,
+        "model": r.model,
+        "pretrained": r.pretrained,
+        "download_mb": r.download_mb,
+        "speed": r.speed,
+        "quality": r.quality,
+        "languages": r.languages,
+        "licence": r.licence,
+        "can_refine": r.can_refine,
+    }
+
+
+def _prepared_row(c: Any, default: str) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "title": c.title,
+        "default": c.name == default,
+        "model": c.encoder.model,
+        "pretrained": c.encoder.tag,
+        "source": f"https://huggingface.co/{c.encoder.repo}",
+        "reranker": f"{c.reranker.model}:{c.reranker.tag}" if c.reranker else None,
+        "download_mb": c.download_mb,
+        "pack_mb": c.pack_mb,
+        "speed": c.speed,
+        "quality": c.quality,
+        "languages": "English",
+        "can_refine": c.reranker is not None,
+    }
+
+
+def cmd_models_add_reranker(args: argparse.Namespace) -> int:
+    from photosearch import acquire
+
+    with open_library(args) as lib:
+        pack = acquire.add_reranker(lib, args.source, to=args.to)
+    donor = pack.reranker.source.get("from_pack") if pack.reranker else None
+    print(f"{pack.name} can refine now, with the reranker of {donor} (its vectors are kept)")
     return 0
 
 
@@ -207,7 +252,7 @@ def cmd_models_remove(args: argparse.Namespace) -> int:
             now = None
     print(f"removed {args.name}" + (f"; active model pack: {now}" if now else ""))
     if now is None:
-        print("no model pack is installed now: search needs one", file=sys.stderr)
+        print(f"no model pack is installed now: search needs one. {NO_PACK_HINT}", file=sys.stderr)
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from photosearch import config, query_socket
@@ -54,11 +55,28 @@ def _search(args: argparse.Namespace, request: dict[str, Any]) -> int:
         raise PhotosearchError(answer["error"])
     doc = answer["results"] if answer is not None else _answer_here(args, request)
     print_results(doc, args.json)
+    if not doc.get("can_refine", True) and not args.json:
+        _tell_once_what_refining_adds(config.paths(args.home).cache)
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     return _search(args, _request(args, text=args.text or "", like=args.like))
+
+
+def _tell_once_what_refining_adds(cache: Path) -> None:
+    """The first search with a pack that cannot refine says what refining would add."""
+    from photosearch.hints import REFINE_HINT
+
+    told = cache / ".told-about-refining"
+    if told.exists():
+        return
+    print(REFINE_HINT, file=sys.stderr)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        told.touch()
+    except OSError:  # a read-only cache: said again next time, which is no harm
+        pass
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
