@@ -91,19 +91,18 @@ class ActiveModels:
     ) -> ActiveModels:
         """``load_index`` and ``open_reranker`` run on first use; an ``image_encoder`` or
         ``index`` already at hand (a pack switch made them) is taken as loaded;
-        ``saved_graphs`` keeps optimised copies of graphs (see ``encoders.create_session``)."""
+        ``saved_graphs`` keeps an optimised copy of the text graph (see
+        ``encoders.create_session``): a terminal's query opens it each time."""
         closed = threading.Event()
         return cls(
             pack,
             Once(
                 lambda: TextEncoder(pack, device=device, threads=threads, saved_graphs=saved_graphs)
             ),
-            Once(
-                lambda: ImageEncoder(
-                    pack, device=device, threads=threads, saved_graphs=saved_graphs
-                ),
-                image_encoder,
-            ),
+            # No saved copy for the image encoder: it opens once per indexing run, beside the
+            # decode threads (see Indexer), where writing a copy (another session in memory,
+            # hundreds of MB on disk) would cost more than it saves.
+            Once(lambda: ImageEncoder(pack, device=device, threads=threads), image_encoder),
             Once(lambda: load_index(pack), index),
             Once(lambda: _reranker_or_reason(pack, open_reranker, closed)),
             load_index,

@@ -40,8 +40,11 @@ class ScanCancelled(PhotosearchError):
     """A scan was asked to stop; nothing it saw was recorded."""
 
 
+HASH_DIGEST_SIZE = 20  # bytes of BLAKE2b: a photo's content identity in the catalog
+
+
 def file_hash(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=20)
+    h = hashlib.blake2b(digest_size=HASH_DIGEST_SIZE)
     with open(path, "rb") as f:
         while chunk := f.read(HASH_CHUNK):
             h.update(chunk)
