@@ -179,12 +179,17 @@ def _stamp(folder: Path) -> dict[str, Any]:
     }
 
 
+def _is_whole(saved: Path) -> bool:
+    """Whether the saved copy is complete and unchanged since it was written."""
+    try:
+        return bool(json.loads((saved / _SAVED_STAMP).read_text()) == _stamp(saved))
+    except (OSError, ValueError):
+        return False
+
+
 def _open_saved(saved: Path, threads: int | None, spin: bool) -> ort.InferenceSession | None:
     """The saved copy, if it is complete and unchanged since it was written."""
-    try:
-        if json.loads((saved / _SAVED_STAMP).read_text()) != _stamp(saved):
-            raise ValueError("changed since it was saved")
-    except (OSError, ValueError):
+    if not _is_whole(saved):
         return None
     opts = _options(threads, spin, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     try:
@@ -215,9 +220,15 @@ def _save_optimised(path: Path, saved: Path) -> None:
     try:
         ort.InferenceSession(str(path), opts, providers=[CPU])
         fsio.atomic_write(staging / _SAVED_STAMP, json.dumps(_stamp(staging)))
-        graph = saved.name.split(".", 1)[0]
-        for old in saved.parent.glob(f"{graph}.*"):  # copies for an older file or runtime
-            shutil.rmtree(old, ignore_errors=True)
+        graph, runtime = saved.name.split(".", 1)[0], saved.name.rsplit(".ort-", 1)[-1]
+        for old in saved.parent.glob(f"{graph}.*.ort-{runtime}"):  # for an older pack file
+            if old != saved:
+                shutil.rmtree(old, ignore_errors=True)
+        if saved.exists():
+            if _is_whole(saved):  # another process saved it meanwhile
+                shutil.rmtree(staging, ignore_errors=True)
+                return
+            shutil.rmtree(saved, ignore_errors=True)  # damaged: this one replaces it
         os.replace(staging, saved)
     except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
         log.warning("could not save an optimised copy of %s: %s", path.name, e)

@@ -147,7 +147,7 @@ class Library:
         try:
             with self._job:
                 self.active.save_or_defer()
-            wait_for_saved_graphs()  # optimised copies of graphs being written (a second)
+            wait_for_saved_graphs(timeout=60)  # optimised graph copies being written (~1 s)
         finally:
             self.active.publish(None)
             self.catalog.close()
@@ -535,6 +535,8 @@ class Library:
             return {"declined": f"unknown request {request.get('op')!r}"}
         if request.get("device", "auto") not in ("auto", self.device):
             return {"declined": f"this process runs its models with device {self.device!r}"}
+        if request.get("language") != config.query_language():  # NLLB-CLIP is told it
+            return {"declined": "the asker types in another language than this process"}
         try:
             return {"results": self.searcher.search(query_from_json(request)).to_json()}
         except PhotosearchError as e:

@@ -25,15 +25,18 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = 1
 SOCKET_NAME = "query.sock"
-MAX_LINE = 1 << 20  # a request or answer larger than this is refused (a query is ~1 kB)
+MAX_REQUEST = 1 << 20  # a request larger than this is refused (a query is ~1 kB)
+MAX_ANSWER = 1 << 30  # an answer (results of ``-n 100000 --json``: ~30 MB) up to this
+ACK_TIMEOUT_S = 2.0  # a server that does not say "working" by then is not answering
 _MAX_PATH = 100  # sockaddr_un's sun_path is 108 bytes on Linux, 104 on macOS
-REQUEST_TIMEOUT_S = 10.0  # a client that connects must send its request within this
+REQUEST_TIMEOUT_S = 2.0  # a client that connects must send its request within this
+_ACCEPT_FAILURES = 20  # accept() failing this many times in a row: stop serving
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -49,21 +52,13 @@ def _usable(path: Path) -> bool:
     return supported() and len(os.fsencode(path)) <= _MAX_PATH
 
 
-def _read_line(conn: socket.socket) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = conn.recv(65536)
-        if not chunk:
-            raise ConnectionError("the other side closed the connection")
-        end = chunk.find(b"\n")
-        if end >= 0:
-            chunks.append(chunk[:end])
-            return b"".join(chunks)
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_LINE:
-            raise ConnectionError("message too long")
+def _read_line(stream: BinaryIO, limit: int) -> bytes:
+    """One newline-ended message from a socket's buffered reader (a line may arrive with
+    the next one in the same packet: the reader keeps it)."""
+    line = stream.readline(limit + 1)
+    if not line.endswith(b"\n"):
+        raise ConnectionError("message too long" if len(line) > limit else "connection closed")
+    return line[:-1]
 
 
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:
@@ -82,16 +77,24 @@ def ask(data_dir: Path, request: dict[str, Any], *, timeout: float = 300.0) -> d
         return None
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(2.0)
+            conn.settimeout(ACK_TIMEOUT_S)
             conn.connect(os.fspath(path))
-            conn.settimeout(timeout)
             _send(conn, {"protocol": PROTOCOL, **request})
-            answer = json.loads(_read_line(conn))
+            stream = conn.makefile("rb")
+            # A live server says it is working at once; one that is stopped (Ctrl-Z) or
+            # wedged does not, and the command answers by itself after a moment.
+            ack = json.loads(_read_line(stream, MAX_REQUEST))
+            if isinstance(ack, dict) and ack.get("working"):
+                conn.settimeout(timeout)
+                answer = json.loads(_read_line(stream, MAX_ANSWER))
+            else:
+                answer = ack
     except (OSError, ValueError) as e:  # refused, stale, timed out, reset, not JSON
         log.debug("query socket %s: %s; answering here", path, e)
         return None
     if not isinstance(answer, dict) or answer.get("protocol") != PROTOCOL or "declined" in answer:
-        log.debug("query socket %s declined: %s", path, answer.get("declined", answer))
+        why = answer.get("declined") if isinstance(answer, dict) else answer
+        log.debug("query socket %s declined: %s", path, why)
         return None
     return answer
 
@@ -186,17 +189,28 @@ class QueryServer:
 
     def _serve(self) -> None:
         assert self._listener is not None
+        failures = 0
         while not self._stop.is_set():
             try:
                 conn, _ = self._listener.accept()
             except TimeoutError:
                 continue
-            except OSError as e:
-                if not self._stop.is_set():
+            except OSError as e:  # out of file descriptors, say: try again, then give up
+                failures += 1
+                if self._stop.is_set():
+                    return
+                if failures >= _ACCEPT_FAILURES:
                     log.warning("query socket stopped: %s", e)
-                return
+                    self._withdraw()  # clients answer by themselves from now on
+                    return
+                self._stop.wait(0.1)
+                continue
+            failures = 0
             with conn:
-                self._handle(conn)
+                try:
+                    self._handle(conn)
+                except Exception:  # noqa: BLE001 - one bad request never stops the server
+                    log.exception("query socket: a request failed")
 
     def _handle(self, conn: socket.socket) -> None:
         try:
@@ -204,7 +218,7 @@ class QueryServer:
                 log.warning("query socket: refused a connection from another user")
                 return
             conn.settimeout(REQUEST_TIMEOUT_S)
-            line = _read_line(conn)
+            line = _read_line(conn.makefile("rb"), MAX_REQUEST)
             try:
                 request = json.loads(line)
             except ValueError:
@@ -212,6 +226,7 @@ class QueryServer:
             if not isinstance(request, dict) or request.get("protocol") != PROTOCOL:
                 answer: dict[str, Any] = {"declined": f"a JSON request of protocol {PROTOCOL}"}
             else:
+                _send(conn, {"protocol": PROTOCOL, "working": True})
                 try:
                     answer = self._answer(request)
                 except Exception as e:  # noqa: BLE001 - the client answers it itself instead
@@ -221,16 +236,20 @@ class QueryServer:
         except (OSError, ValueError) as e:  # the client went away or sent garbage
             log.debug("query socket: %s", e)
 
-    def close(self) -> None:
-        """Stop answering and remove the socket (if it is still this server's)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self._listener is not None:
-            self._listener.close()
+    def _withdraw(self) -> None:
+        """Remove the socket (if it is still this server's) and stop listening."""
         with contextlib.suppress(OSError):
             if os.stat(self.path).st_ino == self._inode:
                 self.path.unlink()
+        if self._listener is not None:
+            self._listener.close()
+
+    def close(self) -> None:
+        """Stop answering (after the request in hand) and remove the socket."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._withdraw()
 
     def __enter__(self) -> QueryServer:
         return self

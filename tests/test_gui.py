@@ -710,3 +710,38 @@ def test_the_app_has_its_icon_and_desktop_entry() -> None:
     assert not app.windowIcon().isNull()
     assert app.desktopFileName() == DESKTOP_ID
     assert (ROOT / "resources" / "linux" / f"{DESKTOP_ID}.desktop").is_file()
+
+
+def test_switching_and_removing_packs_runs_off_the_gui_thread(
+    qtbot, coca_lib: Library, tiny_clip_pack: Path
+) -> None:
+    """Use and Remove in the model-pack dialog run on the window's task thread (they wait for
+    an indexing run and delete a folder of a GB): the window keeps answering meanwhile."""
+    import threading
+
+    coca_lib.import_pack(tiny_clip_pack, activate=False)
+    window = open_window(qtbot, coca_lib)
+    dialog = window.show_models()
+    packs = dialog.packs
+    where: list[bool] = []
+    real_use = coca_lib.use_pack
+
+    def use(name: str) -> bool:
+        where.append(threading.current_thread() is threading.main_thread())
+        return real_use(name)
+
+    coca_lib.use_pack = use  # type: ignore[method-assign]
+    names = [r.name for r in packs.rows]
+    packs.tree.setCurrentItem(packs.tree.topLevelItem(names.index(tiny_clip_pack.name)))
+    packs.use_selected()
+    assert not packs.use_button.isEnabled()  # busy until the task is done
+    qtbot.waitUntil(lambda: coca_lib.packs.active_name() == tiny_clip_pack.name, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not packs._busy, timeout=WAIT_MS)
+    assert where == [False]
+    names = [r.name for r in packs.rows]
+    other = next(n for n in names if n != tiny_clip_pack.name)
+    packs.tree.setCurrentItem(packs.tree.topLevelItem(names.index(other)))
+    packs.remove_selected(confirm=False)
+    qtbot.waitUntil(lambda: [r.name for r in packs.rows] == [tiny_clip_pack.name], timeout=WAIT_MS)
+    dialog.close()
+    close(window)

@@ -257,3 +257,44 @@ def test_serve_command_answers_until_stopped(short_home: Path, tiny_clip_pack: P
             serve.kill()
             serve.wait()
     assert not query_socket.socket_path(data).exists()
+
+
+def test_a_server_that_does_not_answer_costs_a_moment_not_a_hang(short_home: Path) -> None:
+    """A serving process stopped with Ctrl-Z (its socket still accepts connections) or
+    wedged: the command answers by itself after a couple of seconds."""
+    import time
+
+    data = short_home / "d"
+    data.mkdir()
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.bind(os.fspath(query_socket.socket_path(data)))
+    mute.listen(8)  # the kernel accepts; nobody reads
+    try:
+        t0 = time.monotonic()
+        assert query_socket.ask(data, {"op": "search"}) is None
+        assert time.monotonic() - t0 < query_socket.ACK_TIMEOUT_S + 2
+    finally:
+        mute.close()
+
+
+def test_large_answers_arrive_whole(short_home: Path) -> None:
+    data = short_home / "d"
+    data.mkdir()
+    big = ["x" * 1000] * 3000  # 3 MB, more than a request may be
+    with query_socket.QueryServer.start(data, lambda r: {"rows": big}) as server:
+        assert server is not None
+        assert query_socket.ask(data, {"op": "x"}) == {"protocol": 1, "rows": big}
+
+
+def test_a_query_in_another_language_is_answered_by_the_asker(
+    served: tuple[Library, list[dict]], short_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A multilingual model is told the query's language: the server does not answer for a
+    terminal that types in another one (its own locale may differ)."""
+    lib, asked = served
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PHOTOSEARCH_LANGUAGE", "de")
+        result = run_cli(capsys, short_home, "search", "ein roter Kreis", "-n", "2", "--json")
+    assert len(_json(result)["results"]) == 2
+    assert asked and asked[-1]["language"] == "de"  # asked, and declined
+    assert lib.answer(asked[-1]).get("declined")

@@ -312,3 +312,24 @@ def test_the_command_line_adds_a_reranker_without_torch(
     assert f"{acquire.DEFAULT_READY} can refine now, with the reranker of tiny-coca" in run.stdout
     listed = json.loads(_cli(isolated_home, "models", "list", "--json").stdout)
     assert [p["reranker"] for p in listed["model_packs"]] == ["photosearch-tiny-coca"]
+
+
+def test_a_pack_that_refines_takes_another_reranker_and_keeps_its_tokenizer(
+    isolated_home: Path, tiny_coca_pack: Path, tmp_path: Path
+) -> None:
+    """Its old reranker shared the dual encoder's tokenizer.json (the exporter writes one file
+    when they are the same): replacing the reranker keeps the encoder's tokenizer."""
+    import shutil
+
+    other = tmp_path / "other-coca"
+    shutil.copytree(tiny_coca_pack, other)
+    with Library(isolated_home) as lib:
+        lib.import_pack(tiny_coca_pack)
+        assert lib.pack.manifest["reranker"]["tokenizer"]["file"] == "tokenizer.json"
+        grown = acquire.add_reranker(lib, other, to=tiny_coca_pack.name)
+        assert "tokenizer.json" in grown.manifest["files"]
+        assert grown.manifest["reranker"]["tokenizer"]["file"] != "tokenizer.json"
+        write_photo(tmp_path / "p" / "a.jpg", seed=3)
+        lib.add_folder(tmp_path / "p")
+        lib.index_photos()
+        assert lib.search("a red circle", rerank=1).refined

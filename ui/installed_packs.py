@@ -3,6 +3,7 @@ whether it can refine, whether it verifies; and the actions on one (use, remove)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +64,11 @@ class InstalledPacks(QWidget):
 
     changed = Signal()
 
-    def __init__(self, library: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, library: Any, parent: QWidget | None = None, *, tasks: Any = None) -> None:
         super().__init__(parent)
         self.library = library
+        self.tasks = tasks  # a ui.tasks.Tasks: the engine calls run there (None: here)
+        self._busy = False
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         self.tree = QTreeWidget()
@@ -125,18 +128,43 @@ class InstalledPacks(QWidget):
 
     def _enable(self) -> None:
         row = self.selected()
-        self.use_button.setEnabled(row is not None and not row.active and row.problem is None)
-        self.remove_button.setEnabled(row is not None)
+        free = row is not None and not self._busy
+        self.use_button.setEnabled(free and not row.active and row.problem is None)
+        self.remove_button.setEnabled(free)
+
+    def _call(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """``work`` (an engine call) on the task thread, then ``done`` here; a failure is
+        shown. Without a task thread (a test), both run now."""
+
+        def finish(value: Any) -> None:
+            self._busy = False
+            self._enable()
+            done(value)
+
+        def failed(e: BaseException) -> None:
+            self._busy = False
+            self._enable()
+            QMessageBox.warning(self, self.tr("Model packs"), str(e) or type(e).__name__)
+
+        self._busy = True
+        self._enable()
+        if self.tasks is None:
+            try:
+                value = work()
+            except PhotosearchError as e:
+                failed(e)
+                return
+            finish(value)
+            return
+        self.tasks.run(work, finish, failed)
 
     def use_selected(self) -> None:
         row = self.selected()
         if row is None:
             return
-        try:
-            now = self.library.use_pack(row.name)
-        except PhotosearchError as e:
-            QMessageBox.warning(self, self.tr("Model packs"), str(e))
-            return
+        self._call(lambda: self.library.use_pack(row.name), lambda now: self._used(row, now))
+
+    def _used(self, row: Any, now: bool) -> None:
         if not now:
             QMessageBox.information(
                 self,
@@ -160,10 +188,10 @@ class InstalledPacks(QWidget):
             QMessageBox.StandardButton.Yes
         ):
             return
-        try:
-            self.library.remove_pack(row.name, force=row.active)
-        except PhotosearchError as e:
-            QMessageBox.warning(self, self.tr("Model packs"), str(e))
-            return
+        self._call(
+            lambda: self.library.remove_pack(row.name, force=row.active), lambda _: self._removed()
+        )
+
+    def _removed(self) -> None:
         self.refresh()
         self.changed.emit()

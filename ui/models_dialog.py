@@ -119,7 +119,9 @@ class ModelsDialog(QDialog):
     def _build_installed(self, box: QVBoxLayout) -> None:
         group = QGroupBox(self.tr("Installed"))
         inner = QVBoxLayout(group)
-        self.packs = InstalledPacks(self.library)
+        # The window's task thread, where it has one: switching or removing a pack waits for
+        # an indexing run in progress and deletes a folder of a GB, never on the GUI thread.
+        self.packs = InstalledPacks(self.library, tasks=getattr(self.parent(), "tasks", None))
         self.packs.changed.connect(self._refresh)
         self.packs.changed.connect(self.changed)
         self.import_folder_button = QPushButton(self.tr("Import folder…"))

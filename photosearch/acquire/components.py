@@ -44,6 +44,12 @@ def add_reranker(
     with tempfile.TemporaryDirectory(prefix=".reranker-", dir=_scratch(library)) as tmp:
         work = Path(tmp)
         old = _names(target.manifest["reranker"]) if target.manifest.get("reranker") else {}
+        # A file the old reranker shares with the dual encoder (the exporter writes one
+        # tokenizer.json for both when they are the same) stays: the encoder still needs it.
+        own = {
+            (target.manifest.get(part) or {}).get("file") for part in ("image", "text", "tokenizer")
+        }
+        old = {f: v for f, v in old.items() if f not in own}
         for f in target.manifest["files"]:
             if f not in old:  # the target's own files: its folder is replaced, so a link will do
                 _link_or_copy(target.path / f, work / f)

@@ -36,6 +36,7 @@ def _request(args: argparse.Namespace, *, text: str = "", like: str | None = Non
         "beta": args.beta,
         "names": not args.no_names,
         "device": args.device,
+        "language": config.query_language(),
     }
 
 
