@@ -120,22 +120,25 @@ Reuse = Callable[[str], tuple[np.ndarray, ImageInfo] | None]
 READ_ONCE_BYTES = 64 << 20
 
 
+def _hashed(path: Path, size: int) -> tuple[bytes | None, str]:
+    """The file's content hash, and its bytes when it is small enough to decode from them."""
+    if size <= READ_ONCE_BYTES:
+        data = path.read_bytes()
+        return data, hashlib.blake2b(data, digest_size=HASH_DIGEST_SIZE).hexdigest()
+    return None, file_hash(path)
+
+
 def _read(photo: PhotoRecord, spec: ImageSpec, reuse: Reuse) -> _Read | Failed:
     """Hash the file, then decode it unless identical content was already encoded."""
 
     def failed(reason: str) -> Failed:
         return Failed(photo.id, photo.size, photo.mtime_ns, reason, reason.startswith(_TRANSIENT))
 
-    data: bytes | None = None
     try:
         st = os.stat(photo.path)
         if not stat.S_ISREG(st.st_mode):
             return failed("not a regular file")
-        if st.st_size <= READ_ONCE_BYTES:  # hashed and decoded from one read
-            data = photo.path.read_bytes()
-            digest = hashlib.blake2b(data, digest_size=HASH_DIGEST_SIZE).hexdigest()
-        else:
-            digest = file_hash(photo.path)
+        data, digest = _hashed(photo.path, st.st_size)
     except FileNotFoundError:
         return failed("file not found (deleted since the scan)")
     except PermissionError:

@@ -515,20 +515,20 @@ def test_a_photo_that_cannot_be_read_does_not_hold_a_switch_back(
     lib.import_pack(tiny_coca_pack)
     assert lib.use_pack("tiny-coca") is False
     locked = sorted((tmp_path / "Pictures").iterdir())[0]
-    real_hash = indexer.file_hash
+    real_hashed = indexer._hashed  # how the indexer reads a file (hash, and bytes to decode)
 
-    def file_hash(path):  # noqa: ANN001, ANN202
+    def hashed(path, size):  # noqa: ANN001, ANN202
         if Path(path) == locked:
             raise PermissionError(13, "Permission denied", str(path))
-        return real_hash(path)
+        return real_hashed(path, size)
 
-    monkeypatch.setattr(indexer, "file_hash", file_hash)
+    monkeypatch.setattr(indexer, "_hashed", hashed)
     rep = lib.index_photos()
     assert rep.switch is not None and rep.switch.switched
     assert [Path(p) for p, _ in rep.switch.run.errors] == [locked]
     assert lib.pack.name == "tiny-coca" and lib.pending_pack is None
     assert len(lib.search("a photo", n=50, rerank=0).results) == 5
-    monkeypatch.setattr(indexer, "file_hash", real_hash)  # readable again: caught up next pass
+    monkeypatch.setattr(indexer, "_hashed", real_hashed)  # readable again: caught up next pass
     lib.index_photos()
     assert len(lib.search("a photo", n=50, rerank=0).results) == 6
 

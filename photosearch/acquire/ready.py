@@ -268,20 +268,7 @@ def _immich_manifest(entry: Ready, work: Path) -> dict[str, Any]:
     dim = config.get("embed_dim")
     if not isinstance(dim, int):
         raise PackError("has no embed_dim", pack=str(work), file="source_config.json")
-    return {
-        "embedding_dim": dim,
-        "image": {
-            **image.to_manifest(),
-            "file": modelpack.IMAGE_ENCODER,
-            **_section(visual, normalize=False),
-        },
-        "text": {
-            "file": modelpack.TEXT_ENCODER,
-            "context_length": length,
-            **_section(textual, normalize=False),
-        },
-        "tokenizer": tokenizer,
-    }
+    return _encoder_sections(dim, image, visual, textual, length, tokenizer, normalize=False)
 
 
 def _pad_id(work: Path) -> int:
@@ -326,17 +313,33 @@ def _rclip_manifest(entry: Ready, work: Path) -> dict[str, Any]:
         "pad_id": 0,
         "clean": "lower",
     }
+    return _encoder_sections(
+        visual.dim, _RCLIP_IMAGE, visual, textual, length, tokenizer, normalize=True
+    )
+
+
+def _encoder_sections(
+    dim: int,
+    image: modelpack.ImageSpec,
+    visual: _Graph,
+    textual: _Graph,
+    length: int,
+    tokenizer: dict[str, Any],
+    *,
+    normalize: bool,
+) -> dict[str, Any]:
+    """The manifest's dual-encoder sections for a ready pack's two graphs."""
     return {
-        "embedding_dim": visual.dim,
+        "embedding_dim": dim,
         "image": {
-            **_RCLIP_IMAGE.to_manifest(),
+            **image.to_manifest(),
             "file": modelpack.IMAGE_ENCODER,
-            **_section(visual, normalize=True),
+            **_section(visual, normalize=normalize),
         },
         "text": {
             "file": modelpack.TEXT_ENCODER,
             "context_length": length,
-            **_section(textual, normalize=True),
+            **_section(textual, normalize=normalize),
         },
         "tokenizer": tokenizer,
     }
