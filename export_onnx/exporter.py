@@ -503,6 +503,30 @@ def _export_embedding_graph(
     return result
 
 
+def _gate_trimmed_text(
+    path: Path, ids: np.ndarray, reference: np.ndarray, precision: str
+) -> dict[str, float]:
+    """The dynamic-length text graph against torch's full-length embeddings: one query at a
+    time, each cut after its own end token as the runtime cuts it, plus the batch cut once."""
+    outs = [
+        _cpu_session(path).run(["embedding"], {"input_ids": trim_text(ids[i : i + 1], 0)})[0]
+        for i in range(len(ids))
+    ]
+    rows = np.concatenate(outs)
+    batch = _cpu_session(path).run(["embedding"], {"input_ids": trim_text(ids, 0)})[0]
+    cos = np.minimum(_cosines(rows, reference), _cosines(batch, reference))
+    figures = {
+        "min_cosine": float(cos.min()),
+        "max_abs_diff": float(np.abs(rows - reference).max()),
+    }
+    if not np.isfinite(cos).all() or figures["min_cosine"] < MIN_COSINE[precision]:
+        raise ParityError(
+            f"dynamic-length parity failed ({precision}): min cosine {figures['min_cosine']:.6f}",
+            file=path.name,
+        )
+    return figures
+
+
 def _export_trimmed_text(
     model: nn.Module,
     ids: np.ndarray,
@@ -539,25 +563,7 @@ def _export_trimmed_text(
         return None
 
     def gate(path: Path, precision: str) -> dict[str, float]:
-        # One query at a time, each cut after its own end token, plus the full batch cut once.
-        outs = [
-            _cpu_session(path).run(["embedding"], {"input_ids": trim_text(ids[i : i + 1], 0)})[0]
-            for i in range(len(ids))
-        ]
-        rows = np.concatenate(outs)
-        batch = _cpu_session(path).run(["embedding"], {"input_ids": trim_text(ids, 0)})[0]
-        cos = np.minimum(_cosines(rows, reference), _cosines(batch, reference))
-        figures = {
-            "min_cosine": float(cos.min()),
-            "max_abs_diff": float(np.abs(rows - reference).max()),
-        }
-        if not np.isfinite(cos).all() or figures["min_cosine"] < MIN_COSINE[precision]:
-            raise ParityError(
-                f"dynamic-length parity failed ({precision}): min cosine "
-                f"{figures['min_cosine']:.6f}",
-                file=path.name,
-            )
-        return figures
+        return _gate_trimmed_text(path, ids, reference, precision)
 
     try:
         result: dict[str, Any] = {"fp32": gate(fp32, "fp32"), "precision": "fp32"}
@@ -825,31 +831,7 @@ def export_pack(
         tempfile.TemporaryDirectory(prefix="photosearch-export-") as tmp,
     ):
         work = Path(tmp)
-        lean = lean_copy(model)  # exported; the gates compare it with ``model``
-        say("exporting the image encoder")
-        img = _export_embedding_graph(
-            ImageEmbedding(lean).eval(),
-            parity_pixels(spec),
-            "pixels",
-            staging / modelpack.IMAGE_ENCODER,
-            quantize=quantize,
-            work=work,
-            truth=ImageEmbedding(model).eval(),
-        )
-        say("exporting the text encoder")
-        ids = tok(PARITY_TEXTS).numpy()
-        txt = _export_trimmed_text(
-            model, ids, staging / modelpack.TEXT_ENCODER, quantize=quantize, work=work, lean=lean
-        ) or _export_embedding_graph(
-            TextEmbedding(lean).eval(),
-            ids,
-            "input_ids",
-            staging / modelpack.TEXT_ENCODER,
-            quantize=quantize,
-            work=work,
-            truth=TextEmbedding(model).eval(),
-        )
-        del lean
+        img, txt = _export_dual_encoder(model, spec, tok, staging, work, quantize, say)
         with torch.no_grad():
             dim = int(model.encode_text(tok(["x"])).shape[-1])
         manifest["embedding_dim"] = dim
@@ -868,46 +850,97 @@ def export_pack(
         manifest["parity"] = {"image_encoder": img, "text_encoder": txt}
 
         if reranker is not None:
-            if reranker == "self":
-                coca, rsrc, rspec, rtok = model, source, spec, tok
-            else:
-                assert isinstance(reranker, Source)
-                weights = reranker.pretrained or "random weights"
-                say(f"creating reranker {reranker.model} ({weights})")
-                coca, rcfg = create_model(reranker)
-                rsrc, rspec = reranker, image_spec(rcfg)
-                rtok = open_clip.get_tokenizer(reranker.model)
-            if not isinstance(coca, CoCa):
-                raise PackError(
-                    f"the reranker must be a CoCa model (a captioning decoder); "
-                    f"{rsrc.model} is a {type(coca).__name__}"
-                )
-            say("exporting the cross-attention reranker")
-            rer = _export_reranker(coca, rspec, rtok, staging, work, quantize)
-            rtok_dir = work / "reranker_tokenizer"
-            rtok_dir.mkdir()
-            rtok_cfg = write_tokenizer(rtok, rtok_dir)
-            if (rtok_dir / rtok_cfg["file"]).read_bytes() == (
-                staging / manifest["tokenizer"]["file"]
-            ).read_bytes():
-                rtok_cfg["file"] = manifest["tokenizer"]["file"]
-            else:
-                shutil.copy(rtok_dir / rtok_cfg["file"], staging / "reranker_tokenizer.json")
-                rtok_cfg["file"] = "reranker_tokenizer.json"
-            manifest["reranker"] = {
-                "source": rsrc.describe(),
-                "image_file": modelpack.RERANKER_IMAGE,
-                "scorer_file": modelpack.RERANKER_SCORER,
-                "image": rspec.to_manifest(),
-                "tokenizer": rtok_cfg,
-                "tokens": rer.pop("tokens"),
-                "token_dim": rer.pop("token_dim"),
-                "form": rer["form"],
-                "image_precision": rer["image_precision"],
-                "scorer_precision": rer["scorer_precision"],
-            }
-            manifest["parity"]["reranker"] = rer
+            reranked = reranker if reranker != "self" else (model, source, spec, tok)
+            _add_reranker(manifest, reranked, staging, work, quantize, say)
         say("writing the manifest")
         manifest = modelpack.finalize_manifest(staging, manifest)
     modelpack.verify(out, full=True)
     return manifest
+
+
+def _add_reranker(
+    manifest: dict[str, Any],
+    reranker: Source | tuple[nn.Module, Source, modelpack.ImageSpec, Any],
+    staging: Path,
+    work: Path,
+    quantize: str | None,
+    say: Callable[[str], None],
+) -> None:
+    """Export the cross-attention reranker into ``staging`` and describe it in ``manifest``:
+    another model (a Source), or the pack's own (model, source, spec, tokenizer)."""
+    if isinstance(reranker, Source):
+        weights = reranker.pretrained or "random weights"
+        say(f"creating reranker {reranker.model} ({weights})")
+        coca, rcfg = create_model(reranker)
+        rsrc, rspec = reranker, image_spec(rcfg)
+        rtok = open_clip.get_tokenizer(reranker.model)
+    else:
+        coca, rsrc, rspec, rtok = reranker
+    if not isinstance(coca, CoCa):
+        raise PackError(
+            f"the reranker must be a CoCa model (a captioning decoder); "
+            f"{rsrc.model} is a {type(coca).__name__}"
+        )
+    say("exporting the cross-attention reranker")
+    rer = _export_reranker(coca, rspec, rtok, staging, work, quantize)
+    rtok_dir = work / "reranker_tokenizer"
+    rtok_dir.mkdir()
+    rtok_cfg = write_tokenizer(rtok, rtok_dir)
+    if (rtok_dir / rtok_cfg["file"]).read_bytes() == (
+        staging / manifest["tokenizer"]["file"]
+    ).read_bytes():
+        rtok_cfg["file"] = manifest["tokenizer"]["file"]
+    else:
+        shutil.copy(rtok_dir / rtok_cfg["file"], staging / "reranker_tokenizer.json")
+        rtok_cfg["file"] = "reranker_tokenizer.json"
+    manifest["reranker"] = {
+        "source": rsrc.describe(),
+        "image_file": modelpack.RERANKER_IMAGE,
+        "scorer_file": modelpack.RERANKER_SCORER,
+        "image": rspec.to_manifest(),
+        "tokenizer": rtok_cfg,
+        "tokens": rer.pop("tokens"),
+        "token_dim": rer.pop("token_dim"),
+        "form": rer["form"],
+        "image_precision": rer["image_precision"],
+        "scorer_precision": rer["scorer_precision"],
+    }
+    manifest["parity"]["reranker"] = rer
+
+
+def _export_dual_encoder(
+    model: nn.Module,
+    spec: modelpack.ImageSpec,
+    tok: Any,
+    staging: Path,
+    work: Path,
+    quantize: str | None,
+    say: Callable[[str], None],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The image and text graphs, exported from the model's lean copy and gated against the
+    model itself; their parity figures."""
+    lean = lean_copy(model)
+    say("exporting the image encoder")
+    img = _export_embedding_graph(
+        ImageEmbedding(lean).eval(),
+        parity_pixels(spec),
+        "pixels",
+        staging / modelpack.IMAGE_ENCODER,
+        quantize=quantize,
+        work=work,
+        truth=ImageEmbedding(model).eval(),
+    )
+    say("exporting the text encoder")
+    ids = tok(PARITY_TEXTS).numpy()
+    txt = _export_trimmed_text(
+        model, ids, staging / modelpack.TEXT_ENCODER, quantize=quantize, work=work, lean=lean
+    ) or _export_embedding_graph(
+        TextEmbedding(lean).eval(),
+        ids,
+        "input_ids",
+        staging / modelpack.TEXT_ENCODER,
+        quantize=quantize,
+        work=work,
+        truth=TextEmbedding(model).eval(),
+    )
+    return img, txt

@@ -106,6 +106,7 @@ class PatchEmbedding(nn.Module):
         b, c, h, w = x.shape
         p = self.patch
         gh, gw = h // p, w // p
+        x = x[:, :, : gh * p, : gw * p]  # what the convolution leaves out, too
         x = x.reshape(b, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(b, gh * gw, c * p * p)
         return (x @ self.weight).transpose(1, 2).reshape(b, self.width, gh, gw)
 
