@@ -76,6 +76,13 @@ class TextEmbedding(nn.Module):
         return F.normalize(self.model.encode_text(input_ids), dim=-1)
 
 
+def _project(x: torch.Tensor, projection: nn.Module | torch.Tensor | None) -> torch.Tensor:
+    """A text tower's output projection, as open_clip applies it (a layer, a matrix, none)."""
+    if isinstance(projection, nn.Linear):
+        return projection(x)
+    return x if projection is None else x @ projection
+
+
 class TrimmedTextEmbedding(nn.Module):
     """A causal CLIP text tower that accepts ids cut after the end token.
 
@@ -97,11 +104,7 @@ class TrimmedTextEmbedding(nn.Module):
         x = text_global_pool(
             x, input_ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None)
         )
-        if isinstance(m.text_projection, nn.Linear):
-            x = m.text_projection(x)
-        elif m.text_projection is not None:
-            x = x @ m.text_projection
-        return F.normalize(x, dim=-1)
+        return F.normalize(_project(x, m.text_projection), dim=-1)
 
 
 class TrimmedTowerText(nn.Module):
@@ -137,11 +140,7 @@ class TrimmedTowerText(nn.Module):
             pooled = text_global_pool(
                 t.ln_final(x), input_ids, t.pool_type, eos_token_id=getattr(t, "eos_id", None)
             )
-        if isinstance(t.text_projection, nn.Linear):
-            pooled = t.text_projection(pooled)
-        elif t.text_projection is not None:
-            pooled = pooled @ t.text_projection
-        return F.normalize(pooled, dim=-1)
+        return F.normalize(_project(pooled, t.text_projection), dim=-1)
 
 
 def trimmed_text(model: nn.Module) -> nn.Module | None:

@@ -27,6 +27,7 @@ from photosearch.records import (
     FAILED,
     INDEXED,
     PENDING,
+    PHOTO_DATE_SQL,
     Encoded,
     Failed,
     Filters,
@@ -508,8 +509,7 @@ class Catalog:
         rows = self._query(
             "SELECT p.id FROM photos p JOIN vectors v ON v.photo_id = p.id AND v.pack = ? "
             "LEFT JOIN views w ON w.photo_id = p.id ORDER BY COALESCE(w.count, 0) DESC, "
-            "COALESCE(p.taken, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1000000000, "
-            "'unixepoch', 'localtime')) DESC, p.id DESC LIMIT ?",
+            f"{PHOTO_DATE_SQL} DESC, p.id DESC LIMIT ?",
             [pack, int(limit)],
         )
         return [int(r[0]) for r in rows]

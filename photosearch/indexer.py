@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import logging
 import os
 import stat
@@ -28,7 +27,7 @@ from photosearch.catalog import Catalog, Encoded, Failed, PhotoRecord
 from photosearch.encoders import ImageEncoder
 from photosearch.imaging import ImageError, ImageInfo, load_for_model
 from photosearch.modelpack import ImageSpec
-from photosearch.scanner import HASH_DIGEST_SIZE, file_hash
+from photosearch.scanner import content_hash, file_hash
 from photosearch.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -124,7 +123,7 @@ def _hashed(path: Path, size: int) -> tuple[bytes | None, str]:
     """The file's content hash, and its bytes when it is small enough to decode from them."""
     if size <= READ_ONCE_BYTES:
         data = path.read_bytes()
-        return data, hashlib.blake2b(data, digest_size=HASH_DIGEST_SIZE).hexdigest()
+        return data, content_hash(data)
     return None, file_hash(path)
 
 

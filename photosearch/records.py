@@ -93,10 +93,7 @@ class Filters:
             lo = prefix if prefix.endswith(b"/") else prefix + b"/"
             where.append("(p.path = ? OR (p.path >= ? AND p.path < ?))")
             params += [prefix, lo, lo[:-1] + bytes([lo[-1] + 1])]
-        date = (
-            "COALESCE(p.taken, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1000000000, "
-            "'unixepoch', 'localtime'))"
-        )
+        date = PHOTO_DATE_SQL
         if self.after:
             where.append(f"{date} >= ?")
             params.append(self.after)
@@ -107,6 +104,14 @@ class Filters:
             where.append(f"p.format IN ({','.join('?' * len(self.formats))})")
             params += [f.upper() for f in self.formats]
         return (" AND ".join(where) or "1"), params
+
+
+# A photo's date in SQL over ``photos p``: the EXIF date taken, else the file's modification
+# time (local), both ISO text, so they sort and compare alike.
+PHOTO_DATE_SQL = (
+    "COALESCE(p.taken, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1000000000, "
+    "'unixepoch', 'localtime'))"
+)
 
 
 @dataclass(frozen=True)

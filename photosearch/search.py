@@ -605,7 +605,7 @@ def query_from_json(d: dict[str, Any]) -> Query:
     cwd = d.get("cwd") or os.getcwd()
     folder = _where(d.get("folder"), cwd)
     filters = Filters(
-        folder=folder_filter(folder) if folder else None,
+        folder=folder,  # resolved by Searcher.search, as every query's folder is
         after=parse_date(d["after"]) if d.get("after") else None,
         before=parse_date(d["before"]) if d.get("before") else None,
         formats=parse_formats(d.get("type") or []),

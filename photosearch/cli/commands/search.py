@@ -88,11 +88,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """``serve``: hold the library (read-only) with its models loaded and answer searches from
     other processes over the query socket until Ctrl-C or SIGTERM."""
     import signal
-    import threading
+    import time
 
     from photosearch.cli.commands import open_library
+    from photosearch.cli.commands.index import _interrupt, _on_main_thread, _signals_restored
 
-    with open_library(args, writer=False) as lib:
+    with _signals_restored(), open_library(args, writer=False) as lib:
         if not lib.serve_queries():
             where = query_socket.socket_path(lib.paths.data)
             why = (
@@ -106,19 +107,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             lib.search("a photo", n=1, rerank=0)  # load the models and the index now
         except PhotosearchError as e:
             print(f"note: {e}", file=sys.stderr)
-        stop = threading.Event()
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        if _on_main_thread():
+            signal.signal(signal.SIGTERM, _interrupt)  # a normal end, as Ctrl-C is
         print(
             f"answering searches for {lib.paths.data} at "
             f"{query_socket.socket_path(lib.paths.data)}; press Ctrl-C to stop",
             file=sys.stderr,
         )
         try:
-            while not stop.wait(0.5):
-                pass
+            while True:
+                time.sleep(0.5)
         except KeyboardInterrupt:
             pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     print("stopped answering searches", file=sys.stderr)
     return 0
