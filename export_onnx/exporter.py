@@ -27,7 +27,7 @@ from open_clip.transformer import TextTransformer, text_global_pool
 from torch import nn
 
 from photosearch import modelpack
-from photosearch.encoders import trim_padding, trim_text
+from photosearch.encoders import reverse_caption, trim_padding, trim_text
 from photosearch.errors import PackError
 from photosearch.export_onnx.lean import lean_copy
 from photosearch.export_onnx.scorer import AbsorbedScorer, RerankerScorer
@@ -596,10 +596,13 @@ class _RerankerReference:
 
 
 def _reranker_reference(
-    coca: CoCa, spec: modelpack.ImageSpec, tokenizer: Any
+    coca: CoCa, spec: modelpack.ImageSpec, tokenizer: Any, *, backward: bool = False
 ) -> _RerankerReference:
+    """``backward``: the parity texts as a backward captioner reads them (words reversed)."""
     pixels = parity_pixels(spec, n=4, seed=1)
     ids_full = tokenizer(PARITY_TEXTS).numpy()
+    if backward:
+        ids_full = reverse_caption(ids_full, int(coca.pad_id))
     with torch.no_grad():
         tokens_ref = RerankerImage(coca).eval()(torch.from_numpy(pixels)).numpy()
         # Reference from CoCa's own teacher-forcing path on full-length (padded) ids.
@@ -800,6 +803,7 @@ def export_pack(
     out: Path,
     *,
     reranker: Source | str | None = None,
+    backward: Source | None = None,
     quantize: str | None = None,
     name: str | None = None,
     overwrite: bool = False,
@@ -808,6 +812,8 @@ def export_pack(
     """Export ``source`` (and optionally a CoCa reranker) to a verified pack at ``out``.
 
     ``reranker`` is None, 'self' (the model is a CoCa and scores too), or another Source.
+    ``backward`` is a CoCa trained on reversed captions whose image tower is the reranker's
+    (the same image tokens): its scorer graph joins the pack as the backward scorer.
     Returns the manifest written. Raises :class:`ParityError` and writes nothing on failure.
     """
     say = progress or (lambda msg: log.info("%s", msg))
@@ -851,6 +857,10 @@ def export_pack(
         if reranker is not None:
             reranked = reranker if reranker != "self" else (model, source, spec, tok)
             _add_reranker(manifest, reranked, staging, work, quantize, say)
+            if backward is not None:
+                _add_backward(manifest, backward, staging, work, quantize, say)
+        elif backward is not None:
+            raise PackError("a backward scorer needs a reranker")
         say("writing the manifest")
         manifest = modelpack.finalize_manifest(staging, manifest)
     modelpack.verify(out, full=True)
@@ -905,6 +915,61 @@ def _add_reranker(
         "scorer_precision": rer["scorer_precision"],
     }
     manifest["parity"]["reranker"] = rer
+
+
+def _add_backward(
+    manifest: dict[str, Any],
+    source: Source,
+    staging: Path,
+    work: Path,
+    quantize: str | None,
+    say: Callable[[str], None],
+) -> None:
+    """The backward scorer's graph into ``staging``, gated against torch on reversed texts; it
+    must read the very image tokens the pack's reranker image graph makes."""
+    say(f"creating the backward scorer {source.model}")
+    coca, cfg = create_model(source)
+    if not isinstance(coca, CoCa):
+        raise PackError(f"the backward scorer must be a CoCa model, not {type(coca).__name__}")
+    spec = image_spec(cfg)
+    if spec.to_manifest() != manifest["reranker"]["image"]:
+        raise PackError("the backward scorer preprocesses images unlike the reranker")
+    tok = open_clip.get_tokenizer(source.model)
+    ref = _reranker_reference(coca, spec, tok, backward=True)
+    # Its image tower must be the reranker's: the image graph's tokens stand in for its own.
+    (tokens,) = _cpu_session(staging / modelpack.RERANKER_IMAGE).run(
+        ["image_tokens"], {"pixels": ref.pixels}
+    )
+    shared = float(np.abs(tokens - ref.tokens).max() / (np.abs(ref.tokens).max() + 1e-12))
+    gate = 1e-3 if manifest["reranker"]["image_precision"] == "fp32" else 0.1
+    if not shared <= gate:
+        raise ParityError(
+            f"the backward scorer's image tokens are not the reranker's (rel. error {shared:.2e})",
+            file=modelpack.RERANKER_SCORER_BACKWARD,
+        )
+    say("exporting the backward scorer")
+    fp32 = work / "reranker_scorer_bwd.fp32.onnx"
+    export_scorer_graph(coca, ref, fp32)
+    result: dict[str, Any] = {
+        "loglik_max_rel_err": _gate_scorer(fp32, ref, ref.tokens, "fp32"),
+        "scorer_precision": "fp32",
+    }
+    graph = fp32
+    if quantize == "int8":
+        int8 = work / "reranker_scorer_bwd.int8.onnx"
+        quantize_int8(fp32, int8)
+        tokens16 = ref.tokens.astype(np.float16).astype(np.float32)
+        graph = _int8_if_gated(
+            fp32, int8, lambda p: _gate_scorer(p, ref, tokens16, "int8"), "scorer", result
+        )
+    shutil.move(str(graph), staging / modelpack.RERANKER_SCORER_BACKWARD)
+    manifest["reranker"]["backward"] = {
+        "source": source.describe(),
+        "scorer_file": modelpack.RERANKER_SCORER_BACKWARD,
+        "scorer_precision": result["scorer_precision"],
+        "reads": "reversed",
+    }
+    manifest["parity"]["reranker_backward"] = result
 
 
 def _export_dual_encoder(

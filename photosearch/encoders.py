@@ -516,3 +516,19 @@ def check_pack(pack: ModelPack) -> None:
     h, w = pack.image.size
     image.encode(np.zeros((1, 3, h, w), np.float32))
     TextEncoder(pack, device="cpu", threads=1).encode(["a photo of a dog"])
+
+
+def reverse_caption(ids: NDArray[np.int64], pad_id: int) -> NDArray[np.int64]:
+    """Each row's words in reverse order, its start and end tokens kept in place.
+
+    How a backward captioning scorer reads a query (Miech et al.'s h_bwd: every word predicted
+    from the words after it): ``[SOT, w1 … wn, EOT, pad …]`` becomes ``[SOT, wn … w1, EOT, pad …]``.
+    Padding must only trail (as the tokenizers here pad).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    out = ids.copy()
+    lengths = (ids != pad_id).sum(axis=1)
+    for row, n in enumerate(lengths.tolist()):
+        if n > 3:
+            out[row, 1 : n - 1] = ids[row, 1 : n - 1][::-1]
+    return out

@@ -38,6 +38,7 @@ IMAGE_ENCODER = "image_encoder.onnx"
 TEXT_ENCODER = "text_encoder.onnx"
 RERANKER_IMAGE = "reranker_image.onnx"
 RERANKER_SCORER = "reranker_scorer.onnx"
+RERANKER_SCORER_BACKWARD = "reranker_scorer_bwd.onnx"
 
 _HASH_CHUNK = 1 << 20
 
@@ -100,6 +101,9 @@ class RerankerSpec:
     tokens: int  # image tokens the decoder attends to
     token_dim: int
     source: dict[str, Any]
+    # Optional: a second scorer that reads each query's words in reverse (h_bwd); the runtime
+    # adds its log-likelihood to the forward one's, as Miech et al. fuse h = h_fwd + h_bwd.
+    backward_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ class ModelPack:
             tokens=int(r["tokens"]),
             token_dim=int(r["token_dim"]),
             source=dict(r.get("source", {})),
+            backward_file=(r.get("backward") or {}).get("scorer_file"),
         )
 
     @property
@@ -242,6 +247,15 @@ def _check_fields(manifest: dict[str, Any], path: Path) -> None:
                 file=MANIFEST,
             )
         referenced += [r["image_file"], r["scorer_file"], r["tokenizer"].get("file")]
+        backward = r.get("backward")
+        if backward is not None:
+            if not isinstance(backward, dict) or not isinstance(backward.get("scorer_file"), str):
+                raise PackError(
+                    "field reranker.backward must name its scorer_file",
+                    pack=str(path),
+                    file=MANIFEST,
+                )
+            referenced.append(backward["scorer_file"])
     for name in referenced:
         if not isinstance(name, str) or name not in manifest["files"]:
             raise PackError(

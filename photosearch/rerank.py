@@ -29,7 +29,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from photosearch.catalog import PhotoDetails
-from photosearch.encoders import create_session, device_name, run_in_batches, trim_padding
+from photosearch.encoders import (
+    create_session,
+    device_name,
+    reverse_caption,
+    run_in_batches,
+    trim_padding,
+)
 from photosearch.errors import EncoderError, PackError, PhotosearchError
 from photosearch.imaging import ImageError, load_for_model
 from photosearch.modelpack import ModelPack
@@ -59,8 +65,16 @@ def check(cancel: threading.Event | None) -> None:
 ImageTokens = NDArray[np.float32]  # [N, tokens, token_dim]
 
 
+DIRECTIONS = ("forward", "backward")
+
+
 class CrossAttentionScorer:
-    """Scores how well each photo explains a query: log-likelihood and token count."""
+    """Scores how well each photo explains a query: log-likelihood and token count.
+
+    With a pack that has a backward scorer, both directions are read by default and summed:
+    ``h = h_fwd + h_bwd`` over twice the tokens, so ``h / tokens`` stays a mean per-token
+    log-probability. ``directions`` picks one (benchmarks compare them).
+    """
 
     def __init__(
         self,
@@ -70,6 +84,7 @@ class CrossAttentionScorer:
         threads: int | None = None,
         batch_size: int = 16,
         score_batch: int = SCORE_BATCH,
+        directions: Sequence[str] | None = None,
     ):
         spec = pack.reranker
         if spec is None:
@@ -80,17 +95,29 @@ class CrossAttentionScorer:
         self.image_session = create_session(
             pack.path / spec.image_file, device=device, threads=threads
         )
-        self.scorer_session = create_session(
-            pack.path / spec.scorer_file, device=device, threads=threads
-        )
+        available = ("forward", "backward") if spec.backward_file else ("forward",)
+        wanted = tuple(directions) if directions is not None else available
+        unknown = [d for d in wanted if d not in available]
+        if unknown or not wanted:
+            raise PackError(
+                f"this pack's reranker reads {', '.join(available)}, not {', '.join(unknown)}",
+                pack=str(pack.path),
+            )
+        self.directions = wanted
+        files = {"forward": spec.scorer_file, "backward": spec.backward_file}
+        self.sessions = {}
+        for d in wanted:
+            file = files[d]
+            assert file is not None
+            sess = create_session(pack.path / file, device=device, threads=threads)
+            got = [i.name for i in sess.get_inputs()]
+            if got != ["image_tokens", "input_ids"]:
+                raise PackError(f"unexpected scorer inputs {got}", pack=str(pack.path), file=file)
+            self.sessions[d] = (file, sess)
+        self.scorer_session = self.sessions[wanted[0]][1]
         self.tokenizer = Tokenizer.from_config(pack.path, spec.tokenizer)
         self.pad_id = int(spec.tokenizer.get("pad_id", 0))
         self.providers: list[str] = self.scorer_session.get_providers()
-        got = [i.name for i in self.scorer_session.get_inputs()]
-        if got != ["image_tokens", "input_ids"]:
-            raise PackError(
-                f"unexpected scorer inputs {got}", pack=str(pack.path), file=spec.scorer_file
-            )
 
     @property
     def device(self) -> str:
@@ -120,20 +147,40 @@ class CrossAttentionScorer:
     def score(
         self, text: str, tokens: ImageTokens
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """Log-likelihood of ``text`` given each image, and the number of scored tokens."""
+        """Log-likelihood of ``text`` given each image, and the number of scored tokens (both
+        summed over the directions read)."""
+        each = self.score_each(text, tokens)
+        ll = np.sum([v[0] for v in each.values()], axis=0, dtype=np.float32)
+        n = np.sum([v[1] for v in each.values()], axis=0, dtype=np.float32)
+        return ll, n
+
+    def score_each(
+        self, text: str, tokens: ImageTokens
+    ) -> dict[str, tuple[NDArray[np.float32], NDArray[np.float32]]]:
+        """Per direction read: log-likelihood of ``text`` given each image, and token counts."""
         ids = self.query_ids(text)
+        out = {}
+        for d in self.directions:
+            file, sess = self.sessions[d]
+            q = ids if d == "forward" else reverse_caption(ids, self.pad_id)
+            out[d] = self._run(file, sess, q, tokens)
+        return out
+
+    def _run(
+        self, file: str, sess: object, ids: NDArray[np.int64], tokens: ImageTokens
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         lls, counts = [], []
         for start in range(0, len(tokens), self.score_batch):
             batch = np.ascontiguousarray(tokens[start : start + self.score_batch], np.float32)
             try:
-                ll, n = self.scorer_session.run(None, {"image_tokens": batch, "input_ids": ids})
+                ll, n = sess.run(None, {"image_tokens": batch, "input_ids": ids})  # type: ignore[attr-defined]
             except Exception as e:
-                raise EncoderError(f"{self.spec.scorer_file} failed on a batch: {e}") from e
+                raise EncoderError(f"{file} failed on a batch: {e}") from e
             lls.append(ll)
             counts.append(n)
         if not lls:
             return np.zeros(0, np.float32), np.zeros(0, np.float32)
-        return np.concatenate(lls), np.concatenate(counts)
+        return np.concatenate(lls), np.concatenate(counts).astype(np.float32)
 
 
 class TokenCache:

@@ -227,3 +227,119 @@ def test_rerank_and_recall_count_any_matching_scene() -> None:
     relevant = [np.array([4]), np.array([5, 1])]  # query 1: two matching scenes
     r = evaluate.recall(evaluate.rerank_top10(enc, qs, 5, 100.0), relevant, qs)
     assert r["R@1"] == 50.0 and r["R@5"] == 100.0 and r["R@10"] == 100.0
+
+
+def test_negative_captions_say_the_family_edits_in_the_same_words(
+    test_families: list[scenes.Family], world: scenes.World
+) -> None:
+    """The ranking loss's negatives: every other member's description, none true of the scene,
+    paraphrased with the scene's own caption seed, so a swap negative uses the same words."""
+    pytest.importorskip("torch")
+    from benchmarks.synthetic import train
+
+    checked = 0
+    for fam in test_families[:12]:
+        plan = world.plan("test", fam.index)
+        for member, scene in fam.members.items():
+            seed = [7, fam.index]
+            own = scenes.caption(scene.description, np.random.default_rng(seed))
+            negs = train.negative_captions(plan, member, scene, seed)
+            assert len(negs) == len(fam.members) - 1 and own not in negs
+            others = [m for m in fam.members if m != member]
+            for other, text in zip(others, negs, strict=True):
+                assert not scenes.matches(plan.descriptions[other], scene)
+                if {member, other} == {"base", "swap"}:
+
+                    def words(t: str) -> list[str]:  # the verb follows the first entity's count
+                        return sorted(
+                            w for w in t.replace(",", " ").split() if w not in ("is", "are")
+                        )
+
+                    assert words(text) == words(own)
+                    checked += 1
+    assert checked >= 8
+
+
+def test_photo_conditions_and_object_keeping_crops(test_families: list[scenes.Family]) -> None:
+    from benchmarks.synthetic import photos
+
+    assert photos.Condition.parse("128") == photos.Condition(128, "png")
+    assert photos.Condition.parse("256jpeg") == photos.Condition(256, "jpeg", 70)
+    assert photos.Condition.parse("96jpeg90").key == "96jpeg90"
+    with pytest.raises(ValueError):
+        photos.Condition.parse("jpeg")
+    rng = np.random.default_rng(0)
+    for fam in test_families[:20]:
+        scene = fam.base
+        left, top, side = photos.crop_window(scene, rng, 0.85)
+        assert 0.85 <= side <= 1.0 and left >= 0 and top >= 0
+        assert left + side <= 1.0 + 1e-9 and top + side <= 1.0 + 1e-9
+        for o in scene.objects:  # every object stays whole inside the window
+            assert left <= o.x - o.radius and o.x + o.radius <= left + side
+            assert top <= o.y - o.radius and o.y + o.radius <= top + side
+
+
+def test_augmented_photos_are_files_the_product_reads(test_families: list[scenes.Family]) -> None:
+    from PIL import Image
+
+    from benchmarks.synthetic import photos
+    from photosearch.modelpack import ImageSpec
+
+    spec = ImageSpec((64, 64), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic", "shortest")
+    rng = np.random.default_rng(1)
+    aug = photos.Augment()
+    sizes, formats = set(), set()
+    for fam in test_families[:10]:
+        for scene in fam.members.values():
+            data = photos.augmented_photo(scene, rng, aug)
+            with Image.open(__import__("io").BytesIO(data)) as img:
+                sizes.add(img.size[0])
+                formats.add(img.format)
+                assert img.size[0] == img.size[1]
+                assert aug.min_size - 1 <= img.size[0] <= aug.max_size + 1
+            x = photos.model_input(data, spec)
+            assert x.shape == (3, 64, 64) and x.dtype == np.float32
+    assert formats == {"JPEG", "PNG"} and len(sizes) > 10
+
+
+def test_backward_training_saves_a_scorer_that_shares_the_image_tower(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from benchmarks.synthetic import train
+
+    recipe = train.Recipe(
+        steps=4,
+        batch_size=8,
+        lr=2e-3,
+        warmup=1,
+        train_families=64,
+        world=WORLD,
+        monitor_every=4,
+        monitor_families=4,
+        checkpoint_every=10**9,
+        workers=0,
+        rank_weight=1.0,
+        rank_samples=4,
+        backward=True,
+        augment=True,
+    )
+    summary = train.train(recipe, tmp_path)
+    assert {"caption", "rank", "caption_bwd", "rank_bwd"} <= set(summary["final_losses"])
+    last = summary["history"][-1]
+    assert {"slow_bwd_pairwise_swap", "slow_both_pairwise_swap"} <= set(last)
+    fwd = torch.load(tmp_path / train.MODEL_FILE, weights_only=True)
+    bwd = torch.load(tmp_path / train.BACKWARD_FILE, weights_only=True)
+    visual = [k for k in fwd if k.startswith("visual.")]
+    assert visual and all(torch.equal(fwd[k], bwd[k]) for k in visual)
+    assert not torch.equal(fwd["text.token_embedding.weight"], bwd["text.token_embedding.weight"])
+
+
+def test_reversed_ids_keep_start_end_and_padding() -> None:
+    from photosearch.encoders import reverse_caption
+
+    ids = np.array([[9, 1, 2, 3, 8, 0, 0], [9, 5, 8, 0, 0, 0, 0], [9, 4, 6, 7, 2, 1, 8]])
+    assert reverse_caption(ids, 0).tolist() == [
+        [9, 3, 2, 1, 8, 0, 0],
+        [9, 5, 8, 0, 0, 0, 0],
+        [9, 1, 2, 7, 6, 4, 8],
+    ]
+    assert (reverse_caption(reverse_caption(ids, 0), 0) == ids).all()

@@ -88,7 +88,14 @@ class Gallery:
 def build_gallery(
     world: scenes.World, split: str, n: int, spec: modelpack.ImageSpec, say: Say
 ) -> Gallery:
-    say(f"{split}: rendering {n} families ({4 * n} scenes)")
+    g = describe_gallery(world, split, n, say)
+    g.pixels = np.stack([imaging.preprocess(s.render(spec.size[0]), spec) for s in g.scenes])
+    return g
+
+
+def describe_gallery(world: scenes.World, split: str, n: int, say: Say) -> Gallery:
+    """The families' scenes, queries and relevance, without pixels (``pixels`` is empty)."""
+    say(f"{split}: laying out {n} families ({4 * n} scenes)")
     scns: list[scenes.Scene] = []
     captions, query_scene, descs = [], [], []
     distractors: dict[str, list[int]] = {k: [] for k in scenes.DISTRACTOR_KINDS}
@@ -118,11 +125,10 @@ def build_gallery(
     for q, r in enumerate(relevant):
         if query_scene[q] not in r:
             raise AssertionError(f"query {q} does not match its own scene")
-    pixels = np.stack([imaging.preprocess(s.render(spec.size[0]), spec) for s in scns])
     return Gallery(
         split,
         scns,
-        pixels,
+        np.zeros((0,), np.float32),
         captions,
         np.array(query_scene),
         relevant,

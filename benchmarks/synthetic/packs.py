@@ -32,6 +32,7 @@ def export(
     out: Path,
     *,
     reranker_checkpoint: Path | None = None,
+    backward_checkpoint: Path | None = None,
     name: str | None = None,
     model: str = train.MODEL,
     progress: Callable[[str], None] | None = None,
@@ -51,16 +52,38 @@ def export(
             model, None, checkpoint=Path(reranker_checkpoint), correct_cls_mask=True
         )
     )
+    backward = None
+    if backward_checkpoint is not None:
+        backward = exporter.Source(
+            model, None, checkpoint=Path(backward_checkpoint), correct_cls_mask=True
+        )
     manifest = exporter.export_pack(
-        source, out, reranker=reranker, name=name, overwrite=True, progress=progress
+        source,
+        out,
+        reranker=reranker,
+        backward=backward,
+        name=name,
+        overwrite=True,
+        progress=progress,
     )
-    check_against_training(out, checkpoint, reranker_checkpoint or checkpoint, model=model)
+    check_against_training(
+        out,
+        checkpoint,
+        reranker_checkpoint or checkpoint,
+        model=model,
+        backward_checkpoint=backward_checkpoint,
+    )
     return manifest
 
 
 @torch.no_grad()
 def check_against_training(
-    pack_dir: Path, checkpoint: Path, reranker_checkpoint: Path, *, model: str = train.MODEL
+    pack_dir: Path,
+    checkpoint: Path,
+    reranker_checkpoint: Path,
+    *,
+    model: str = train.MODEL,
+    backward_checkpoint: Path | None = None,
 ) -> dict[str, float]:
     """Compare the pack (ONNX Runtime, photosearch's classes) with the trained torch models on
     validation scenes and captions; raise :class:`PackError` beyond the gates."""
@@ -88,13 +111,24 @@ def check_against_training(
     scorer = CrossAttentionScorer(pack, device="cpu", threads=1)
     tokens = scorer.image_tokens(pixels)
     _, tokens_ref = slow._encode_image(torch.from_numpy(pixels))
+    scorers = {"forward": (slow, head, False)}
+    if backward_checkpoint is not None:
+        if "backward" not in scorer.directions:
+            raise PackError("the pack lost its backward scorer", pack=str(pack_dir))
+        bwd = train.load_model(Path(backward_checkpoint), model).eval()
+        scorers["backward"] = (bwd, train.head_from_model(bwd, vocab), True)
     worst = 0.0
     for text in texts[:4]:
-        ids = tok([text]).repeat(len(scns), 1)
-        _, embs = slow._encode_text(ids)
-        ll_ref, _ = train.caption_loglik(slow, head, vocab, tokens_ref, embs, ids)
-        ll, _ = scorer.score(text, tokens)
-        worst = max(worst, float((np.abs(ll - ll_ref.numpy()) / np.abs(ll_ref.numpy())).max()))
+        each = scorer.score_each(text, tokens)
+        for direction, (m, h, backward) in scorers.items():
+            ids = tok([text]).repeat(len(scns), 1)
+            if backward:
+                ids = train.reversed_ids(ids)
+            _, embs = m._encode_text(ids)
+            ll_ref, _ = train.caption_loglik(m, h, vocab, tokens_ref, embs, ids)
+            ll = each[direction][0]
+            rel = np.abs(ll - ll_ref.numpy()) / np.abs(ll_ref.numpy())
+            worst = max(worst, float(rel.max()))
     figures["loglik_max_rel_err"] = worst
     if min(figures["image_min_cosine"], figures["text_min_cosine"]) < MIN_COSINE:
         raise PackError(

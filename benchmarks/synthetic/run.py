@@ -41,14 +41,18 @@ WORLD = scenes.WorldConfig(seed=0, image_size=64, validation_families=250, test_
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "base": {
-            "steps": 5000,
+            "steps": 6000,
             "batch_size": 64,
             "lr": 1e-3,
             "warmup": 300,
             "caption_weight": 2.0,
+            "rank_weight": 1.0,
+            "rank_samples": 32,
+            "backward": True,
+            "augment": True,
             "train_families": 60000,
             "monitor_every": 250,
-            "checkpoint_every": 1000,
+            "checkpoint_every": 500,
             "workers": 1,
         },
         "stage2": {
@@ -60,6 +64,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "distill_candidates": 8,
             "distill_pool_families": 2048,
             "distill_refresh": 200,
+            "augment": True,
             "monitor_every": 100,
             "checkpoint_every": 10**9,
             "workers": 1,
@@ -79,6 +84,10 @@ PRESETS: dict[str, dict[str, Any]] = {
             "steps": 16,
             "batch_size": 16,
             "warmup": 4,
+            "rank_weight": 1.0,
+            "rank_samples": 4,
+            "backward": True,
+            "augment": True,
             "train_families": 400,
             "monitor_every": 8,
             "monitor_families": 8,
@@ -162,6 +171,7 @@ def run(
     slow_queries: int | None = None,
     base_steps: int | None = None,
     stage2_steps: int | None = None,
+    train_only: bool = False,
 ) -> dict[str, Any]:
     p = PRESETS[preset]
     if fresh and work.exists():
@@ -175,6 +185,8 @@ def run(
     base = train.Recipe(world=WORLD, threads=threads, seed=0, **base_cfg)
     summaries = {"base": _train("base", base, work)}
     base_ckpt = work / "base" / train.MODEL_FILE
+    bwd_ckpt = work / "base" / train.BACKWARD_FILE
+    backward = bwd_ckpt if bwd_ckpt.exists() else None
     runs = {"base": (base_ckpt, None)}
     if distill:
         for name, weight in (("distilled", p["distill_weight"]), ("control", 0.0)):
@@ -190,17 +202,29 @@ def run(
             )
             summaries[name] = _train(name, r, work)
             runs[name] = (work / name / train.MODEL_FILE, base_ckpt)
+    if train_only:
+        return {"training": summaries, "goals": []}
 
     pack_dirs = {}
     for name, (ckpt, reranker) in runs.items():
         out = work / "packs" / name
         stamp = out / ".source.json"
-        want = {"checkpoint": modelpack.sha256_file(ckpt), "reranker": str(reranker)}
+        want = {
+            "checkpoint": modelpack.sha256_file(ckpt),
+            "reranker": str(reranker),
+            "backward": None if backward is None else modelpack.sha256_file(backward),
+        }
         if stamp.exists() and json.loads(stamp.read_text()) == want:
             _say(f"{name}: pack up to date ({out})")
         else:
             _say(f"{name}: exporting the pack")
-            packs.export(ckpt, out, reranker_checkpoint=reranker, name=f"synthetic-{name}")
+            packs.export(
+                ckpt,
+                out,
+                reranker_checkpoint=reranker,
+                backward_checkpoint=backward,
+                name=f"synthetic-{name}",
+            )
             stamp.write_text(json.dumps(want))
         pack_dirs[name] = out
 
@@ -258,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stage2-steps", type=int, help="steps of the distilled and control runs (full: 600)"
     )
+    p.add_argument(
+        "--train-only", action="store_true", help="train (and resume) the models, then stop"
+    )
     return p
 
 
@@ -275,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         slow_queries=args.slow_queries,
         base_steps=args.base_steps,
         stage2_steps=args.stage2_steps,
+        train_only=args.train_only,
     )
     for goal in report["goals"]:
         print(f"{'met' if goal['met'] else 'NOT met'}: {goal['goal']} ({goal['value']})")

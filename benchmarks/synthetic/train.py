@@ -50,8 +50,10 @@ import torch.nn.functional as F
 from open_clip.coca_model import CoCa
 from torch import nn
 
-from benchmarks.synthetic import scenes
-from photosearch.export_onnx.exporter import CONFIG_DIR
+from benchmarks.synthetic import photos, scenes
+from photosearch import modelpack
+from photosearch.encoders import reverse_caption
+from photosearch.export_onnx.exporter import CONFIG_DIR, image_spec
 from photosearch.modelpack import sha256_file
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ MODEL = "photosearch-synth-coca"
 UNUSED_LOGIT = 50.0
 RECIPE_FILE = "recipe.json"
 MODEL_FILE = "model.pt"
+BACKWARD_FILE = "model_bwd.pt"  # the backward captioner: a CoCa whose image tower is the base's
 STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
 
@@ -84,6 +87,14 @@ class Recipe:
     weight_decay: float = 0.05
     clip_weight: float = 1.0
     caption_weight: float = 2.0
+    # Hard-negative captions: the caption of each scene's distractors (the same paraphrase with
+    # the edit applied) must score below its own, a softmax over summed log-likelihoods.
+    rank_weight: float = 0.0
+    rank_samples: int = 32  # scenes per batch that get their negatives scored
+    # A second decoder (with its own text tower) reads captions backwards: h_bwd.
+    backward: bool = False
+    # Photos of random sizes, crops, noise and JPEG, read by the product's own loader.
+    augment: bool = False
     train_families: int = 60000
     world: scenes.WorldConfig = field(default_factory=scenes.WorldConfig)
     monitor_families: int = 100
@@ -126,6 +137,16 @@ def create_model(name: str = MODEL, *, seed: int = 0) -> CoCa:
     # ... and leaves the decoder's vocabulary projection uninitialised (torch.empty).
     nn.init.normal_(model.text_decoder.text_projection, std=model.text_decoder.width**-0.5)
     return model
+
+
+def create_backward(student: CoCa, recipe: Recipe, world_tokens: int) -> tuple[CoCa, nn.Parameter]:
+    """The backward captioner: its own text tower and decoder, reading the student's image
+    tokens (its image tower *is* the student's), and its world-vocabulary head."""
+    bwd = create_model(recipe.model, seed=recipe.seed + 1)
+    bwd.visual = student.visual
+    bwd.text_decoder.text_projection.requires_grad_(False)
+    width = bwd.text_decoder.width
+    return bwd, nn.Parameter(torch.randn(width, world_tokens) * width**-0.5)
 
 
 def load_model(checkpoint: Path, name: str = MODEL) -> CoCa:
@@ -247,6 +268,52 @@ def caption_loglik(
     return picked.sum(1), mask.sum(1).to(picked.dtype)
 
 
+def reversed_ids(ids: torch.Tensor) -> torch.Tensor:
+    """Token ids with each caption's words in reverse order (the backward captioner's input)."""
+    return torch.from_numpy(reverse_caption(ids.numpy(), 0))
+
+
+def _row_loglik(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Σ log p over each row's labelled positions: [N]."""
+    logp = logits.log_softmax(-1)
+    mask = labels >= 0
+    return (logp.gather(-1, labels.clamp(min=0)[..., None])[..., 0] * mask).sum(1)
+
+
+def decoder_losses(
+    model: CoCa,
+    head: torch.Tensor,
+    vocab: WorldVocabulary,
+    image_tokens: torch.Tensor,
+    ids: torch.Tensor,
+    token_embs: torch.Tensor,
+    negative_ids: torch.Tensor | None,
+    recipe: Recipe,
+) -> dict[str, torch.Tensor]:
+    """The captioning loss (teacher forcing) and, with ``negative_ids`` ([R·k, L]: k hard
+    negatives for each of the first R scenes), the ranking loss: each scene's own caption must
+    out-score its negatives, a softmax over summed log-likelihoods."""
+    logits = world_logits(model, head, image_tokens, token_embs[:, :-1])
+    labels = vocab.labels(ids[:, 1:])
+    out = {
+        "caption": recipe.caption_weight
+        * F.cross_entropy(logits.permute(0, 2, 1), labels, ignore_index=-100)
+    }
+    if negative_ids is not None and recipe.rank_weight > 0:
+        r = min(recipe.rank_samples, len(ids))
+        k = len(negative_ids) // r
+        _, neg_embs = model._encode_text(negative_ids)
+        neg_logits = world_logits(
+            model, head, image_tokens[:r].repeat_interleave(k, 0), neg_embs[:, :-1]
+        )
+        pos = _row_loglik(logits[:r], labels[:r])
+        neg = _row_loglik(neg_logits, vocab.labels(negative_ids[:, 1:])).view(r, k)
+        scores = torch.cat([pos[:, None], neg], dim=1)
+        target = torch.zeros(r, dtype=torch.long)
+        out["rank"] = recipe.rank_weight * F.cross_entropy(scores, target)
+    return out
+
+
 def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     logits = scale * img @ txt.T
     target = torch.arange(len(img))
@@ -257,6 +324,30 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor) 
 # Data
 
 
+@dataclass
+class Batch:
+    images: np.ndarray  # uint8 [N, H, W, 3] (clean renders), or the model's float input
+    texts: list[str]
+    negatives: list[list[str]]  # per scene: its family's other descriptions, same paraphrase
+
+
+def negative_captions(
+    plan: Any, member: str, scene: scenes.Scene, caption_seed: list[int]
+) -> list[str]:
+    """The captions of the family's other members, each drawn with the scene's own caption seed
+    (so the same frame and word choices: only the edit differs), for a description that does not
+    hold on ``scene``; the scene's own caption stands in where one does (never, by construction,
+    but checked)."""
+    out = []
+    for other, d in plan.descriptions.items():
+        if other == member:
+            continue
+        if scenes.matches(d, scene):
+            d = scene.description
+        out.append(scenes.caption(d, np.random.default_rng(caption_seed)))
+    return out
+
+
 class TwinFreeBatches(torch.utils.data.IterableDataset):
     """Endless batches (uint8 images, captions); a family gives at most one scene per batch.
 
@@ -265,9 +356,18 @@ class TwinFreeBatches(torch.utils.data.IterableDataset):
     """
 
     def __init__(
-        self, world: scenes.WorldConfig, families: int, batch_size: int, seed: int, start: int
+        self,
+        world: scenes.WorldConfig,
+        families: int,
+        batch_size: int,
+        seed: int,
+        start: int,
+        spec: modelpack.ImageSpec | None = None,
+        augment: photos.Augment | None = None,
     ):
         super().__init__()
+        self.spec = spec  # with it: augmented photos through the product's loader
+        self.augment = augment or photos.Augment()
         if families < batch_size:
             raise ValueError("need at least one batch of distinct families")
         self.world_config = world
@@ -291,16 +391,22 @@ class TwinFreeBatches(torch.utils.data.IterableDataset):
             out.append((f, names[int(turn[slot])], epoch, slot, plan))
         return out
 
-    def batch(self, world: scenes.World, step: int) -> tuple[np.ndarray, list[str]]:
-        images, texts = [], []
+    def batch(self, world: scenes.World, step: int) -> Batch:
+        images, texts, negatives = [], [], []
         for f, member, epoch, slot, plan in self.members(world, step):
             scene = world.scene("train", f, member, plan)
-            images.append(scenes.to_pixels(scene.render(self.world_config.image_size)))
-            rng = np.random.default_rng([self.seed, 3, epoch, f, slot])
-            texts.append(scenes.caption(scene.description, rng))
-        return np.stack(images), texts
+            if self.spec is not None:
+                photo_rng = np.random.default_rng([self.seed, 4, epoch, f, slot])
+                data = photos.augmented_photo(scene, photo_rng, self.augment)
+                images.append(photos.model_input(data, self.spec, name=scene.name))
+            else:
+                images.append(scenes.to_pixels(scene.render(self.world_config.image_size)))
+            caption_seed = [self.seed, 3, epoch, f, slot]
+            texts.append(scenes.caption(scene.description, np.random.default_rng(caption_seed)))
+            negatives.append(negative_captions(plan, member, scene, caption_seed))
+        return Batch(np.stack(images), texts, negatives)
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, list[str]]]:
+    def __iter__(self) -> Iterator[Batch]:
         # Workers take steps in turn; the loader yields them round-robin, so in order.
         info = torch.utils.data.get_worker_info()
         offset, stride = (0, 1) if info is None else (info.id, info.num_workers)
@@ -311,8 +417,15 @@ class TwinFreeBatches(torch.utils.data.IterableDataset):
             step += stride
 
 
-def batches(recipe: Recipe, start: int) -> Iterator[tuple[np.ndarray, list[str]]]:
-    ds = TwinFreeBatches(recipe.world, recipe.train_families, recipe.batch_size, recipe.seed, start)
+def batches(recipe: Recipe, start: int, spec: modelpack.ImageSpec | None = None) -> Iterator[Batch]:
+    ds = TwinFreeBatches(
+        recipe.world,
+        recipe.train_families,
+        recipe.batch_size,
+        recipe.seed,
+        start,
+        spec if recipe.augment else None,
+    )
     if recipe.workers <= 0:
         return iter(ds)
     loader = torch.utils.data.DataLoader(
@@ -363,8 +476,10 @@ def monitor(
     head: torch.Tensor,
     vocab: WorldVocabulary,
     data: MonitorSet,
+    backward: tuple[CoCa, torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """Pairwise accuracy (base beats each distractor) of both heads, and relation-word accuracy."""
+    """Pairwise accuracy (base beats each distractor) of both heads (and of the backward
+    captioner alone and summed with the forward one), and relation-word accuracy."""
     was = student.training, scorer.training
     student.eval()
     scorer.eval()
@@ -379,10 +494,23 @@ def monitor(
     ids_rep = data.ids.repeat_interleave(k, 0)
     ll, cnt = caption_loglik(scorer, head, vocab, tokens, embs_rep, ids_rep)
     slow = (ll / cnt).view(n, k)
+    heads = {"slow": slow}
+    if backward is not None:
+        bwd, head_bwd = backward
+        was_b = bwd.training
+        bwd.eval()
+        ids_b = reversed_ids(data.ids)
+        _, embs_b = bwd._encode_text(ids_b)
+        embs_b, ids_b = embs_b.repeat_interleave(k, 0), ids_b.repeat_interleave(k, 0)
+        ll_b, _ = caption_loglik(bwd, head_bwd, vocab, tokens, embs_b, ids_b)
+        heads["slow_bwd"] = (ll_b / cnt).view(n, k)
+        heads["slow_both"] = ((ll + ll_b) / (2 * cnt)).view(n, k)
+        bwd.train(was_b)
     out: dict[str, float] = {}
     for j, kind in enumerate(scenes.DISTRACTOR_KINDS, start=1):
         out[f"fast_pairwise_{kind}"] = float((fast[:, 0] > fast[:, j]).float().mean())
-        out[f"slow_pairwise_{kind}"] = float((slow[:, 0] > slow[:, j]).float().mean())
+        for name, h in heads.items():
+            out[f"{name}_pairwise_{kind}"] = float((h[:, 0] > h[:, j]).float().mean())
     out["fast_family_r1"] = float((fast.argmax(1) == 0).float().mean())
     out["slow_family_r1"] = float((slow.argmax(1) == 0).float().mean())
     # Where a base caption says its relation (teacher-forced on the base image): does the most
@@ -569,10 +697,21 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
         head = nn.Parameter(torch.randn(width, len(vocab.ids)) * width**-0.5)
         teacher_head = head
     norm = image_normalisation(student)
+    spec = image_spec(open_clip.get_model_preprocess_cfg(student))
 
     params = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
     if not stage2:
         params.append(("decoder.world_projection", head))
+    bwd, head_bwd = None, None
+    if not stage2 and recipe.backward:
+        bwd, head_bwd = create_backward(student, recipe, len(vocab.ids))
+        shared = {id(p) for _, p in params}
+        params += [
+            (f"bwd.{n}", p)
+            for n, p in bwd.named_parameters()
+            if p.requires_grad and id(p) not in shared
+        ]
+        params.append(("bwd.decoder.world_projection", head_bwd))
     opt = torch.optim.AdamW(
         _param_groups(params, recipe.weight_decay), lr=recipe.lr, betas=(0.9, 0.98), eps=1e-6
     )
@@ -590,6 +729,9 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
         student.load_state_dict(state["model"])
         if not stage2:
             head.data.copy_(state["head"])
+        if bwd is not None and head_bwd is not None:
+            bwd.load_state_dict(state["backward"])
+            head_bwd.data.copy_(state["head_backward"])
         opt.load_state_dict(state["optimizer"])
         start, history = state["step"], state["history"]
         say(f"resuming at step {start}")
@@ -602,30 +744,46 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
         pool = DistillPool(recipe, teacher, norm, say)
         pool.refresh(student)
 
-    data = batches(recipe, start)
+    data = batches(recipe, start, spec)
     student.train()
+    if bwd is not None:
+        bwd.train()
     t_start = time.perf_counter()
     t_data = t_step = 0.0
     ema: dict[str, float] = {}
     loss_trace: list[float] = []
     for step in range(start, recipe.steps):
         t0 = time.perf_counter()
-        pixels, texts = next(data)
+        batch = next(data)
         t1 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = _lr(recipe, step)
-        images = to_input(pixels, norm)
-        ids = tokenizer(texts)
+        if batch.images.dtype == np.uint8:
+            images = to_input(batch.images, norm)
+        else:
+            images = torch.from_numpy(np.ascontiguousarray(batch.images))
+        ids = tokenizer(batch.texts)
         img_feat, img_tokens = student._encode_image(images)
         txt_feat, token_embs = student._encode_text(ids)
         scale = student.logit_scale.exp()
         losses = {"contrastive": contrastive_loss(img_feat, txt_feat, scale) * recipe.clip_weight}
         if not stage2 and recipe.caption_weight > 0:
-            logits = world_logits(student, head, img_tokens, token_embs[:, :-1])
-            cap = F.cross_entropy(
-                logits.permute(0, 2, 1), vocab.labels(ids[:, 1:]), ignore_index=-100
+            neg_ids = None
+            if recipe.rank_weight > 0:
+                r = min(recipe.rank_samples, len(ids))
+                neg_ids = tokenizer([t for group in batch.negatives[:r] for t in group])
+            losses.update(
+                decoder_losses(student, head, vocab, img_tokens, ids, token_embs, neg_ids, recipe)
             )
-            losses["caption"] = cap * recipe.caption_weight
+            if bwd is not None:
+                assert head_bwd is not None
+                ids_b = reversed_ids(ids)
+                _, embs_b = bwd._encode_text(ids_b)
+                neg_b = None if neg_ids is None else reversed_ids(neg_ids)
+                for k, v in decoder_losses(
+                    bwd, head_bwd, vocab, img_tokens, ids_b, embs_b, neg_b, recipe
+                ).items():
+                    losses[f"{k}_bwd"] = v
         if pool is not None:
             if step > start and step % recipe.distill_refresh == 0:
                 pool.refresh(student)
@@ -647,7 +805,14 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
 
         done = step + 1
         if done % recipe.monitor_every == 0 or done == recipe.steps:
-            m = monitor(student, teacher, teacher_head, vocab, mon)
+            m = monitor(
+                student,
+                teacher,
+                teacher_head,
+                vocab,
+                mon,
+                backward=None if bwd is None else (bwd, head_bwd),
+            )
             entry = {
                 "step": done,
                 "seconds": round(time.perf_counter() - t_start, 1),
@@ -665,8 +830,15 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
                 f"{m['fast_pairwise_swap']:.2f}/{m['fast_pairwise_colour']:.2f}/"
                 f"{m['fast_pairwise_relation']:.2f}, slow "
                 f"{m['slow_pairwise_swap']:.2f}/{m['slow_pairwise_colour']:.2f}/"
-                f"{m['slow_pairwise_relation']:.2f}, relation words "
-                f"{m['relation_word_accuracy']:.2f} "
+                f"{m['slow_pairwise_relation']:.2f}"
+                + (
+                    f", backward {m['slow_bwd_pairwise_swap']:.2f}/"
+                    f"{m['slow_bwd_pairwise_colour']:.2f}/{m['slow_bwd_pairwise_relation']:.2f}"
+                    f", both swap {m['slow_both_pairwise_swap']:.2f}"
+                    if "slow_bwd_pairwise_swap" in m
+                    else ""
+                )
+                + f", relation words {m['relation_word_accuracy']:.2f} "
                 f"({(t_data + t_step) / (done - start):.2f} s/step, "
                 f"data {t_data / (done - start):.2f})"
             )
@@ -685,12 +857,18 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
                 "history": history,
                 "recipe": recipe.to_json(),
             }
+            if bwd is not None and head_bwd is not None:
+                snapshot["backward"] = bwd.state_dict()
+                snapshot["head_backward"] = head_bwd.detach()
             torch.save(snapshot, out / STATE_FILE)
 
     save_checkpoint(student, teacher_head if stage2 else head, vocab, out / MODEL_FILE)
+    if bwd is not None and head_bwd is not None:
+        save_checkpoint(bwd, head_bwd, vocab, out / BACKWARD_FILE)
     summary = {
         "recipe": recipe.to_json(),
         "checkpoint": MODEL_FILE,
+        "backward_checkpoint": BACKWARD_FILE if bwd is not None else None,
         "reranker_checkpoint": recipe.init if stage2 else MODEL_FILE,
         "steps_run": recipe.steps - start,
         "seconds": round(time.perf_counter() - t_start, 1),
