@@ -96,6 +96,74 @@ def test_tiny_coca_parity_and_reranker_loglik(tiny_coca_pack: Path) -> None:
         assert (count == mask.sum(1).numpy()).all()
 
 
+def _backward_model(tmp_path: Path, *, same_image_tower: bool = True):
+    """The tiny CoCa with its text tower and decoder changed (a backward captioner of its own),
+    saved as a checkpoint; its image tower the reranker's unless told otherwise."""
+    model = _reference_model("photosearch-tiny-coca")
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith(("text.", "text_decoder.")) or (
+                not same_image_tower and name.startswith("visual.")
+            ):
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+    path = tmp_path / ("bwd.pt" if same_image_tower else "bwd-other-eyes.pt")
+    torch.save(model.state_dict(), path)
+    return model, path
+
+
+def test_backward_scorer_reads_the_query_reversed_and_adds_up(tmp_path: Path) -> None:
+    bwd, ckpt = _backward_model(tmp_path)
+    out = tmp_path / "two-way"
+    m = exporter.export_pack(
+        exporter.Source("photosearch-tiny-coca", None),
+        out,
+        reranker="self",
+        backward=exporter.Source("photosearch-tiny-coca", None, checkpoint=ckpt),
+    )
+    assert m["reranker"]["backward"]["scorer_file"] == modelpack.RERANKER_SCORER_BACKWARD
+    assert m["parity"]["reranker_backward"]["loglik_max_rel_err"] <= 1e-4
+    pack = modelpack.load(out)
+    assert pack.reranker is not None and pack.reranker.backward_file
+    tok = open_clip.get_tokenizer("photosearch-tiny-coca")
+    pixels = _fresh_pixels(pack.reranker.image, n=3)
+    scorer = CrossAttentionScorer(pack, device="cpu")
+    assert scorer.directions == ("forward", "backward")
+    tokens = scorer.image_tokens(pixels)
+    from photosearch.encoders import reverse_caption
+
+    for text in ("a red car left of a white house", "dog"):
+        ids = torch.from_numpy(reverse_caption(tok([text]).numpy(), 0)).repeat(len(pixels), 1)
+        with torch.no_grad():
+            o = bwd(torch.from_numpy(pixels), ids)
+            logp = o["logits"].log_softmax(-1)
+            mask = o["labels"] != 0
+            ref = (logp.gather(-1, o["labels"][..., None])[..., 0] * mask).sum(1).numpy()
+        each = scorer.score_each(text, tokens)
+        np.testing.assert_allclose(each["backward"][0], ref, rtol=1e-4)
+        ll, n = scorer.score(text, tokens)
+        np.testing.assert_allclose(ll, each["forward"][0] + each["backward"][0], rtol=1e-6)
+        assert (n == 2 * mask.sum(1).numpy()).all()
+    forward_only = CrossAttentionScorer(pack, device="cpu", directions=("forward",))
+    assert list(forward_only.score_each("dog", tokens)) == ["forward"]
+    # A pack without the file it names is refused as any other broken pack.
+    (out / modelpack.RERANKER_SCORER_BACKWARD).unlink()
+    with pytest.raises(modelpack.PackError):
+        modelpack.verify(out, full=True)
+
+
+def test_backward_scorer_must_read_the_rerankers_image_tokens(tmp_path: Path) -> None:
+    _, ckpt = _backward_model(tmp_path, same_image_tower=False)
+    with pytest.raises(exporter.ParityError, match="not the reranker's"):
+        exporter.export_pack(
+            exporter.Source("photosearch-tiny-coca", None),
+            tmp_path / "p",
+            reranker="self",
+            backward=exporter.Source("photosearch-tiny-coca", None, checkpoint=ckpt),
+        )
+    assert not (tmp_path / "p").exists()
+
+
 def test_quantisation_is_kept_only_when_it_passes(tiny_clip_pack: Path) -> None:
     m = modelpack.load(tiny_clip_pack).manifest
     for part, key in (("image", "image_encoder"), ("text", "text_encoder")):

@@ -343,3 +343,31 @@ def test_reversed_ids_keep_start_end_and_padding() -> None:
         [9, 1, 2, 7, 6, 4, 8],
     ]
     assert (reverse_caption(reverse_caption(ids, 0), 0) == ids).all()
+
+
+def test_heldout_measures_files_through_the_product(tmp_path: Path) -> None:
+    """The held-out evaluation end to end on the committed pack: files of two conditions, the
+    in-process rows and the Library's own; the Library's fast search and the in-process fast
+    ranking read the same files with the same loader, so they find the same."""
+    pytest.importorskip("onnxruntime")
+    from benchmarks.synthetic import heldout
+
+    pack = ROOT / "tests" / "data" / "synthetic-pack"
+    cfg = heldout.HeldoutConfig(
+        world_seed=5, families=6, conditions=("64png", "96jpeg70"), validation_families=6, threads=1
+    )
+    report = heldout.run({"base": pack}, cfg, tmp_path / "work")
+    assert [c["condition"] for c in report["conditions"]] == ["64png", "96jpeg70"]
+    assert sorted(p.name for p in (tmp_path / "work" / "seed5" / "96jpeg70").iterdir())[0].endswith(
+        ".jpg"
+    )
+    for c in report["conditions"]:
+        rows = {(r["method"], r["K"]): r for r in c["rows"]}
+        fast, product = rows[("fast", None)], rows[("product search", None)]
+        assert product["R@1"] == fast["R@1"] and product["R@10"] == fast["R@10"]
+        assert ("product search, refined", 20) in rows
+        assert ("slow over all (forward)", None) in rows
+        assert set(c["pairwise"]["slow (forward)"]) == set(scenes.DISTRACTOR_KINDS)
+        assert c["goals"]
+    md = heldout.render_markdown(report, "cmd")
+    assert "96 px JPEG q70" in md and "spread" in md

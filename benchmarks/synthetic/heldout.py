@@ -410,12 +410,15 @@ def spread(report: dict[str, Any], method: str, pack: str, k: int | None = None)
     return f"{min(vals):.1f}–{max(vals):.1f} (mean {statistics.mean(vals):.1f})"
 
 
-def render_markdown(report: dict[str, Any], command: str = "") -> str:
+TITLE = "Held-out quality: another world, other sizes, JPEG, through the product"
+
+
+def render_markdown(report: dict[str, Any], command: str = "", title: str = TITLE) -> str:
     m, g = report["machine"], report["gallery"]
     labels = list(report["packs"])
     conds = report["conditions"]
     lines = [
-        "# Held-out quality: another world, other sizes, JPEG, through the product",
+        f"# {title}",
         "",
         f"World seed {g['world_seed']} (training used seed "
         f"{report['config']['training_world']['seed']}): {g['scenes']} scenes, "
@@ -488,16 +491,22 @@ def render_markdown(report: dict[str, Any], command: str = "") -> str:
             )
     lines += ["", "## β (chosen on the training world's validation split)", ""]
     for key, b in report["beta"].items():
-        lines.append(f"- {key}: {b['chosen']:g}")
+        grid = ", ".join(f"{r['beta']:g}: {r['mean_R@1']:.1f}" for r in b["grid"])
+        lines.append(f"- {key}: **{b['chosen']:g}** (mean R@1 over K: {grid})")
+    if report.get("training"):
+        lines += ["", "## Training", ""]
+        lines += [f"- {label}: {t}" for label, t in report["training"].items()]
     lines.append("")
     return "\n".join(lines)
 
 
-def write(report: dict[str, Any], out: Path, command: str = "") -> tuple[Path, Path]:
+def write(
+    report: dict[str, Any], out: Path, command: str = "", *, title: str = TITLE
+) -> tuple[Path, Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     md, js = out.with_suffix(".md"), out.with_suffix(".json")
     js.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    md.write_text(render_markdown(report, command))
+    md.write_text(render_markdown(report, command, title))
     return md, js
 
 

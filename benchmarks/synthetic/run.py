@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.synthetic import evaluate, packs, scenes, train
+from benchmarks.synthetic import heldout, packs, scenes, train
 from photosearch import modelpack
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "distill_weight": 1.0,
         "eval": {
-            "test_families": 1250,
+            "families": 300,
             "validation_families": 250,
-            "slow_queries": 200,
-            "timing_queries": 50,
+            "conditions": ("64png", "128png", "256png", "128jpeg70", "256jpeg70"),
         },
         "threads": 2,
         "results": ROOT / "benchmarks" / "results" / "synthetic",
@@ -111,10 +110,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "distill_weight": 1.0,
         "eval": {
-            "test_families": 30,
-            "validation_families": 12,
-            "slow_queries": 8,
-            "timing_queries": 4,
+            "families": 8,
+            "validation_families": 8,
+            "conditions": ("64png", "96jpeg70"),
         },
         "threads": 1,
         "results": None,  # under the work folder: the committed results stay untouched
@@ -168,7 +166,7 @@ def run(
     *,
     distill: bool = True,
     fresh: bool = False,
-    slow_queries: int | None = None,
+    families: int | None = None,
     base_steps: int | None = None,
     stage2_steps: int | None = None,
     train_only: bool = False,
@@ -228,35 +226,40 @@ def run(
             stamp.write_text(json.dumps(want))
         pack_dirs[name] = out
 
-    ev = dict(p["eval"])
-    if slow_queries is not None:
-        ev["slow_queries"] = slow_queries
-    cfg = evaluate.EvalConfig(world=WORLD, threads=threads, **ev)
-    report = evaluate.evaluate(
-        pack_dirs,
-        cfg,
-        training={k: _summary(v) for k, v in summaries.items()},
-        say=_say,
+    cfg = heldout.HeldoutConfig(
+        training_world=WORLD, threads=threads, **p["eval"] | _families(families)
     )
+    report = heldout.run(pack_dirs, cfg, work / "heldout", say=_say)
+    report["training"] = {k: _summary(v) for k, v in summaries.items()}
     report["training_runs"] = {
         k: {key: v[key] for key in v if key != "history"} | {"history": v.get("history", [])}
         for k, v in summaries.items()
     }
+    report["goals"] = [
+        {**g, "goal": f"{c['label']}: {g['goal']}"}
+        for c in report["conditions"]
+        for g in c["goals"]
+    ]
     extra = "".join(
         f" --{flag} {value}"
         for flag, value in (
-            ("slow-queries", slow_queries),
+            ("families", families),
             ("base-steps", base_steps),
             ("stage2-steps", stage2_steps),
         )
         if value is not None
     )
-    report["command"] = f"python -m benchmarks.synthetic.run --preset {preset}{extra}"
-    results = p["results"] or work / "results" / f"synthetic-{preset}"
+    command = f"python -m benchmarks.synthetic.run --preset {preset}{extra}"
+    report["command"] = command
+    results = Path(p["results"] or work / "results" / f"synthetic-{preset}")
     title = "Synthetic compositional retrieval" + ("" if preset == "full" else f" ({preset} run)")
-    md, js = evaluate.write(report, Path(results), title)
+    md, js = heldout.write(report, results, command, title=title)
     _say(f"wrote {md} and {js}")
     return report
+
+
+def _families(families: int | None) -> dict[str, int]:
+    return {} if families is None else {"families": families}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,9 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-distill", action="store_true", help="skip the distilled and control runs")
     p.add_argument("--fresh", action="store_true", help="delete the work folder first")
     p.add_argument(
-        "--slow-queries",
+        "--families",
         type=int,
-        help="queries for the slow-over-all row (full: 200, about 9 s each on 2 cores)",
+        help="held-out test families (full: 300; one query and four photos each)",
     )
     p.add_argument(
         "--base-steps",
@@ -299,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         work,
         distill=not args.no_distill,
         fresh=args.fresh,
-        slow_queries=args.slow_queries,
+        families=args.families,
         base_steps=args.base_steps,
         stage2_steps=args.stage2_steps,
         train_only=args.train_only,
