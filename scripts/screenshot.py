@@ -4,8 +4,9 @@
 
 Needs Xvfb (Debian/Ubuntu: ``apt-get install -y xvfb libxcb-cursor0 libxcb-icccm4
 libxcb-keysyms1``) unless a display is already there. The library is made in ``--home``
-(a temporary folder by default): the synthetic world's scenes with the trained pack of
-``tests/data/synthetic-pack`` when it is there, else coloured shapes with the tiny CoCa pack
+(a temporary folder by default): the demo's library (``photosearch demo``: its scenes, the
+trained pack of ``tests/data/synthetic-pack``, its first example query) when the pack is there,
+else coloured shapes with the tiny CoCa pack
 (exported on the spot: needs the ``export`` extra, which ``make test`` installs).
 """
 
@@ -29,28 +30,20 @@ def prepare(home: Path) -> str:
 
     photos = home / "Pictures"
     if (SYNTHETIC_PACK / "manifest.json").exists():
-        sys.path.insert(0, str(ROOT))
-        from benchmarks.synthetic import scenes
+        # Exactly what `photosearch demo` shows: its scenes, its pack, its first example query.
+        from photosearch import demo
 
-        world = scenes.World(scenes.WorldConfig())
-        families = list(world.families("test", 24))
-        for fam in families:
-            for member, scene in fam.members.items():
-                path = photos / f"scene_{fam.index:04d}_{member}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                scene.render(128).save(path)
-        pack, query = SYNTHETIC_PACK, families[0].captions["base"]
-    else:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from photos import good_photos
+        return demo.prepare(home).queries[0]
+    sys.path.insert(0, str(ROOT / "tests"))
+    from photos import good_photos
 
-        from photosearch.export_onnx.exporter import Source, export_pack
+    from photosearch.export_onnx.exporter import Source, export_pack
 
-        good_photos(photos, 48)
-        pack = home / "tiny-coca"
-        if not (pack / "manifest.json").exists():
-            export_pack(Source("photosearch-tiny-coca", None), pack, reranker="self")
-        query = "a red circle on a blue background"
+    good_photos(photos, 48)
+    pack = home / "tiny-coca"
+    if not (pack / "manifest.json").exists():
+        export_pack(Source("photosearch-tiny-coca", None), pack, reranker="self")
+    query = "a red circle on a blue background"
     with Library(home) as lib:
         if not lib.installed_packs():
             lib.import_pack(pack)
