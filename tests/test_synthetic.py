@@ -149,6 +149,35 @@ def test_twin_free_batches_cover_each_family_once_per_pass() -> None:
     assert len(seen) == 24 * 4 and set(seen.values()) == {1}  # every member once
 
 
+def test_twin_photos_are_family_members_the_caption_does_not_describe() -> None:
+    """The photo-side ranking loss's negatives: for the first T scenes of a batch, a photo of a
+    family member the scene's caption is false of; the swap scene for the base and the swap."""
+    pytest.importorskip("torch")
+    from benchmarks.synthetic import train
+
+    world = scenes.World(WORLD)
+    ds = train.TwinFreeBatches(WORLD, families=24, batch_size=8, seed=0, start=0, twins=5)
+    kinds: Counter = Counter()
+    for step in range(8):
+        batch = ds.batch(world, step)
+        assert batch.twins is not None and batch.twins.shape == (5, *batch.images.shape[1:])
+        for i, (f, member, *_, plan) in enumerate(ds.members(world, step)[:5]):
+            own = world.scene("train", f, member, plan)
+            twin = next(
+                m
+                for m in plan.descriptions
+                if m != member
+                and np.array_equal(
+                    batch.twins[i], scenes.to_pixels(world.scene("train", f, m, plan).render(64))
+                )
+            )
+            assert not scenes.matches(own.description, world.scene("train", f, twin, plan))
+            if member in ("base", "swap") and "swap" in plan.descriptions:
+                assert {member, twin} == {"base", "swap"}
+            kinds[twin] += 1
+    assert len(kinds) >= 3
+
+
 def test_completed_vocabulary_keeps_the_trained_likelihoods() -> None:
     torch = pytest.importorskip("torch")
     import open_clip
@@ -319,11 +348,13 @@ def test_backward_training_saves_a_scorer_that_shares_the_image_tower(tmp_path: 
         workers=0,
         rank_weight=1.0,
         rank_samples=4,
+        twin_weight=1.0,
         backward=True,
         augment=True,
     )
     summary = train.train(recipe, tmp_path)
-    assert {"caption", "rank", "caption_bwd", "rank_bwd"} <= set(summary["final_losses"])
+    losses = {"caption", "rank", "twin", "caption_bwd", "rank_bwd", "twin_bwd"}
+    assert losses <= set(summary["final_losses"])
     last = summary["history"][-1]
     assert {"slow_bwd_pairwise_swap", "slow_both_pairwise_swap"} <= set(last)
     fwd = torch.load(tmp_path / train.MODEL_FILE, weights_only=True)

@@ -91,6 +91,10 @@ class Recipe:
     # the edit applied) must score below its own, a softmax over summed log-likelihoods.
     rank_weight: float = 0.0
     rank_samples: int = 32  # scenes per batch that get their negatives scored
+    # Hard-negative photos (what re-ranking asks): each of those scenes' captions must be better
+    # explained by its own photo than by a photo of a family twin that the caption does not
+    # describe (the swap twin for the base and the swap scene), the same softmax.
+    twin_weight: float = 0.0
     # A second decoder (with its own text tower) reads captions backwards: h_bwd.
     backward: bool = False
     # Photos of random sizes, crops, noise and JPEG, read by the product's own loader.
@@ -268,6 +272,14 @@ def caption_loglik(
     return picked.sum(1), mask.sum(1).to(picked.dtype)
 
 
+def as_input(images: np.ndarray, norm: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """A batch's photos as the model's input: clean uint8 renders are normalised here; photos
+    read by the product's loader already are."""
+    if images.dtype == np.uint8:
+        return to_input(images, norm)
+    return torch.from_numpy(np.ascontiguousarray(images))
+
+
 def reversed_ids(ids: torch.Tensor) -> torch.Tensor:
     """Token ids with each caption's words in reverse order (the backward captioner's input)."""
     return torch.from_numpy(reverse_caption(ids.numpy(), 0))
@@ -289,10 +301,13 @@ def decoder_losses(
     token_embs: torch.Tensor,
     negative_ids: torch.Tensor | None,
     recipe: Recipe,
+    twin_tokens: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The captioning loss (teacher forcing) and, with ``negative_ids`` ([R·k, L]: k hard
     negatives for each of the first R scenes), the ranking loss: each scene's own caption must
-    out-score its negatives, a softmax over summed log-likelihoods."""
+    out-score its negatives, a softmax over summed log-likelihoods. With ``twin_tokens`` (the
+    image tokens of a twin photo for each of the first T scenes), the photo-side ranking loss:
+    each caption must be more likely under its own photo than under the twin's."""
     logits = world_logits(model, head, image_tokens, token_embs[:, :-1])
     labels = vocab.labels(ids[:, 1:])
     out = {
@@ -311,6 +326,13 @@ def decoder_losses(
         scores = torch.cat([pos[:, None], neg], dim=1)
         target = torch.zeros(r, dtype=torch.long)
         out["rank"] = recipe.rank_weight * F.cross_entropy(scores, target)
+    if twin_tokens is not None and recipe.twin_weight > 0:
+        t = len(twin_tokens)
+        twin_logits = world_logits(model, head, twin_tokens, token_embs[:t, :-1])
+        pos = _row_loglik(logits[:t], labels[:t])
+        neg = _row_loglik(twin_logits, labels[:t])
+        scores = torch.stack([pos, neg], dim=1)
+        out["twin"] = recipe.twin_weight * F.cross_entropy(scores, torch.zeros(t, dtype=torch.long))
     return out
 
 
@@ -329,6 +351,7 @@ class Batch:
     images: np.ndarray  # uint8 [N, H, W, 3] (clean renders), or the model's float input
     texts: list[str]
     negatives: list[list[str]]  # per scene: its family's other descriptions, same paraphrase
+    twins: np.ndarray | None = None  # photos of a twin (not described) of each of the first T
 
 
 def negative_captions(
@@ -348,6 +371,16 @@ def negative_captions(
     return out
 
 
+def twin_members(plan: Any, member: str, rng: np.random.Generator) -> list[str]:
+    """The family members whose photo a caption of ``member`` should explain less well, most
+    wanted first: the swap twin for the base and the swap scene (the edit the dual encoder
+    cannot see), the others in a random order."""
+    others = [m for m in plan.descriptions if m != member]
+    pair = {"base": "swap", "swap": "base"}.get(member)
+    rest = [others[i] for i in rng.permutation(len(others)) if others[i] != pair]
+    return ([pair] if pair in others else []) + rest
+
+
 class TwinFreeBatches(torch.utils.data.IterableDataset):
     """Endless batches (uint8 images, captions); a family gives at most one scene per batch.
 
@@ -364,8 +397,10 @@ class TwinFreeBatches(torch.utils.data.IterableDataset):
         start: int,
         spec: modelpack.ImageSpec | None = None,
         augment: photos.Augment | None = None,
+        twins: int = 0,
     ):
         super().__init__()
+        self.twins = twins  # how many scenes per batch also bring a twin's photo
         self.spec = spec  # with it: augmented photos through the product's loader
         self.augment = augment or photos.Augment()
         if families < batch_size:
@@ -391,20 +426,33 @@ class TwinFreeBatches(torch.utils.data.IterableDataset):
             out.append((f, names[int(turn[slot])], epoch, slot, plan))
         return out
 
+    def _photo(self, scene: scenes.Scene, rng_seed: list[int]) -> np.ndarray:
+        if self.spec is None:
+            return scenes.to_pixels(scene.render(self.world_config.image_size))
+        data = photos.augmented_photo(scene, np.random.default_rng(rng_seed), self.augment)
+        return photos.model_input(data, self.spec, name=scene.name)
+
+    def _twin(self, world, f, member, scene, plan, seed: list[int]) -> np.ndarray:
+        """A photo of the first twin that ``scene``'s description does not hold on."""
+        for twin in twin_members(plan, member, np.random.default_rng(seed)):
+            other = world.scene("train", f, twin, plan)
+            if not scenes.matches(scene.description, other):
+                return self._photo(other, [*seed, 1])
+        raise RuntimeError(f"family {f} has no member that {member}'s description misses")
+
     def batch(self, world: scenes.World, step: int) -> Batch:
-        images, texts, negatives = [], [], []
-        for f, member, epoch, slot, plan in self.members(world, step):
+        images, texts, negatives, twins = [], [], [], []
+        for i, (f, member, epoch, slot, plan) in enumerate(self.members(world, step)):
             scene = world.scene("train", f, member, plan)
-            if self.spec is not None:
-                photo_rng = np.random.default_rng([self.seed, 4, epoch, f, slot])
-                data = photos.augmented_photo(scene, photo_rng, self.augment)
-                images.append(photos.model_input(data, self.spec, name=scene.name))
-            else:
-                images.append(scenes.to_pixels(scene.render(self.world_config.image_size)))
+            images.append(self._photo(scene, [self.seed, 4, epoch, f, slot]))
             caption_seed = [self.seed, 3, epoch, f, slot]
             texts.append(scenes.caption(scene.description, np.random.default_rng(caption_seed)))
             negatives.append(negative_captions(plan, member, scene, caption_seed))
-        return Batch(np.stack(images), texts, negatives)
+            if i < self.twins:
+                twins.append(
+                    self._twin(world, f, member, scene, plan, [self.seed, 5, epoch, f, slot])
+                )
+        return Batch(np.stack(images), texts, negatives, np.stack(twins) if twins else None)
 
     def __iter__(self) -> Iterator[Batch]:
         # Workers take steps in turn; the loader yields them round-robin, so in order.
@@ -425,6 +473,7 @@ def batches(recipe: Recipe, start: int, spec: modelpack.ImageSpec | None = None)
         recipe.seed,
         start,
         spec if recipe.augment else None,
+        twins=min(recipe.rank_samples, recipe.batch_size) if recipe.twin_weight > 0 else 0,
     )
     if recipe.workers <= 0:
         return iter(ds)
@@ -758,10 +807,7 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
         t1 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = _lr(recipe, step)
-        if batch.images.dtype == np.uint8:
-            images = to_input(batch.images, norm)
-        else:
-            images = torch.from_numpy(np.ascontiguousarray(batch.images))
+        images = as_input(batch.images, norm)
         ids = tokenizer(batch.texts)
         img_feat, img_tokens = student._encode_image(images)
         txt_feat, token_embs = student._encode_text(ids)
@@ -772,8 +818,13 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
             if recipe.rank_weight > 0:
                 r = min(recipe.rank_samples, len(ids))
                 neg_ids = tokenizer([t for group in batch.negatives[:r] for t in group])
+            twin_tokens = None
+            if batch.twins is not None and recipe.twin_weight > 0:
+                _, twin_tokens = student._encode_image(as_input(batch.twins, norm))
             losses.update(
-                decoder_losses(student, head, vocab, img_tokens, ids, token_embs, neg_ids, recipe)
+                decoder_losses(
+                    student, head, vocab, img_tokens, ids, token_embs, neg_ids, recipe, twin_tokens
+                )
             )
             if bwd is not None:
                 assert head_bwd is not None
@@ -781,7 +832,7 @@ def train(recipe: Recipe, out: Path, *, resume: bool = False, say=None) -> dict[
                 _, embs_b = bwd._encode_text(ids_b)
                 neg_b = None if neg_ids is None else reversed_ids(neg_ids)
                 for k, v in decoder_losses(
-                    bwd, head_bwd, vocab, img_tokens, ids_b, embs_b, neg_b, recipe
+                    bwd, head_bwd, vocab, img_tokens, ids_b, embs_b, neg_b, recipe, twin_tokens
                 ).items():
                     losses[f"{k}_bwd"] = v
         if pool is not None:
