@@ -1,4 +1,5 @@
-"""The allowed range of the two numbers a power user tunes: rerank depth K and fusion weight β.
+"""The allowed range of the numbers a power user tunes: rerank depth K, fusion weight β and the
+relevance threshold.
 
 Checked alike by the command line's parser, the settings and every query. Standard library
 only: the parser checks ``--rerank``/``--beta`` before any engine module is imported.
@@ -25,4 +26,11 @@ def check_beta(value: float) -> float:
     """A fusion weight β, or ValueError saying what is allowed."""
     if not (math.isfinite(value) and 0 <= value <= MAX_BETA):
         raise ValueError(f"must be a number from 0 to {MAX_BETA:g}, not {value:g}")
+    return float(value)
+
+
+def check_threshold(value: float) -> float:
+    """A relevance threshold (a probability), or ValueError saying what is allowed."""
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"must be a number from 0 to 1, not {value:g}")
     return float(value)

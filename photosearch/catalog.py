@@ -467,7 +467,8 @@ class Catalog:
         return [(fs_path(r[0]), r[1], r[2]) for r in self._query(sql)]
 
     def details(self, ids: Sequence[int]) -> dict[int, PhotoDetails]:
-        """Result details of these photos (ids no longer in the catalog are left out)."""
+        """Result details of these photos, in the order of ``ids`` (SQLite returns ``IN (…)``
+        rows in whatever order its plan gives; ids no longer in the catalog are left out)."""
         out: dict[int, PhotoDetails] = {}
         for rows in self._query_by_ids(
             "SELECT p.id, p.path, p.size, p.mtime_ns, p.content_hash, p.width, p.height, "
@@ -477,7 +478,7 @@ class Catalog:
         ):
             for r in rows:
                 out[r[0]] = PhotoDetails(r[0], fs_path(r[1]), *r[2:9], online=r[9] == "ok")
-        return out
+        return {i: out[i] for i in dict.fromkeys(ids) if i in out}
 
     def filtered_ids(self, pack: str, filters: Filters) -> NDArray[np.int64]:
         """Ids of the photos with a vector from ``pack`` that pass ``filters``."""

@@ -312,6 +312,11 @@ class Library:
             beta = spec.get("beta", DEFAULT_BETA)
         return k, float(beta)
 
+    def match_threshold(self) -> float | None:
+        """The relevance cut-off the user set (None: the pack's calibrated one)."""
+        value = self.setting("match_threshold")
+        return None if value is None else float(value)
+
     # -- saving the index ------------------------------------------------------------------
 
     def save_index(self) -> None:

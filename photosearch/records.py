@@ -6,6 +6,7 @@ the file system's own bytes in the catalog (:func:`fs_bytes`, :func:`fs_path`).
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,14 @@ class PhotoDetails:
     format: str | None
     taken: str | None  # ISO 8601 from EXIF, local time as the camera wrote it
     online: bool  # False while its folder is offline (unplugged drive, unmounted share)
+
+    @property
+    def date(self) -> str:
+        """When it was taken: the EXIF date, else the file's modification time (local), ISO
+        text as :data:`PHOTO_DATE_SQL` gives it to the date filters."""
+        if self.taken:
+            return self.taken
+        return _dt.datetime.fromtimestamp(self.mtime_ns / 1e9).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass(frozen=True)

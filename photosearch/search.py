@@ -39,10 +39,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from photosearch.active import ActiveModels
-from photosearch.bounds import check_beta, check_depth
+from photosearch.bounds import check_beta, check_depth, check_threshold
 from photosearch.catalog import Catalog, Filters, PhotoDetails
 from photosearch.errors import PhotosearchError
 from photosearch.imaging import load_for_model
+from photosearch.relevance import Calibration, displayed, for_manifest
 from photosearch.rerank import Cancelled, RerankStats, check
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ DEFAULT_BETA = 0.1
 # Candidates fetched per wanted result when negative terms may drop some.
 NEGATIVE_OVERFETCH = 4
 IMAGE_ONLY_REFERENCE = "a photo"
+#: How a list is ordered: by relevance (best first), or the matches by date taken (newest
+#: first; photos without a date by their file's time), the weaker matches after them.
+SORTS = ("relevance", "date")
 
 
 class QueryError(PhotosearchError):
@@ -84,6 +88,8 @@ class Query:
     rerank: int | None = None
     beta: float | None = None
     names: bool = True
+    threshold: float | None = None  # the relevance cut-off; None: the library's, else the pack's
+    sort: str = "relevance"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "text", clean_text(self.text))
@@ -94,9 +100,12 @@ class Query:
             raise QueryError("nothing to search for: give a description or an example image")
         if self.n < 1:
             raise QueryError(f"the number of results must be at least 1, got {self.n}")
+        if self.sort not in SORTS:
+            raise QueryError(f"unknown order {self.sort!r} (known: {', '.join(SORTS)})")
         for what, value, check_value in (
             ("rerank depth", self.rerank, check_depth),
             ("beta", self.beta, check_beta),
+            ("threshold", self.threshold, check_threshold),
         ):
             if value is not None:
                 try:
@@ -107,8 +116,12 @@ class Query:
 
 @dataclass(frozen=True)
 class Result:
-    """One photo found. ``score`` orders the list; ``fast_score`` is the dual encoder's cosine,
-    ``rerank_score`` the decoder's ``h̄`` when this photo was refined."""
+    """One photo found. ``relevance`` is what a person is shown: the calibrated probability
+    that the photo fits the query (:mod:`photosearch.relevance`), never increasing down a list
+    in relevance order; None when the pack has no calibration (ranks only). ``match``: at or
+    above the cut-off (always True without a calibration). The raw numbers stay for power
+    users: ``score`` (what ordered the list: ``fast`` or ``fast + β·h̄``), ``fast_score`` (the
+    dual encoder's cosine) and ``rerank_score`` (the decoder's ``h̄``, when refined)."""
 
     rank: int
     photo: PhotoDetails
@@ -116,6 +129,13 @@ class Result:
     fast_score: float
     rerank_score: float | None
     matched: str  # "content", "name" or "both"
+    relevance: float | None = None
+    match: bool = True
+
+    @property
+    def refined(self) -> bool:
+        """Whether the reranker scored this photo."""
+        return self.rerank_score is not None
 
     @property
     def path(self) -> Path:
@@ -155,17 +175,30 @@ class Results:
     rerank_stats: RerankStats | None = None
     note: str | None = None
     can_refine: bool = True  # False: the pack has no reranker (a face says once how to get one)
+    threshold: float | None = None  # the relevance cut-off; None: no calibration
+    calibration_note: str | None = None  # why there is no relevance score, when there is none
+    pending: bool = False  # the fast list, shown while its refinement runs
+
+    @property
+    def matches(self) -> int:
+        """How many results are at or above the cut-off (all of them without a calibration)."""
+        return sum(r.match for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document (docs/cli.md), also what the query socket answers."""
         return {
+            "query": self.query.text,
             "results": [_result_json(r) for r in self.results],
+            "matches": self.matches,
+            "threshold": self.threshold,
+            "calibration_note": self.calibration_note,
             "refined": self.refined,
             "rerank": self.rerank,
             "beta": self.beta,
             "device": self.device,
             "note": self.note,
             "can_refine": self.can_refine,
+            "sort": self.query.sort,
             "timing": self.timing.to_json(),
         }
 
@@ -189,6 +222,9 @@ def _result_json(r: Result) -> dict[str, Any]:
     return {
         "rank": r.rank,
         "path": str(p.path),
+        "relevance": _num(r.relevance),
+        "match": r.match,
+        "refined": r.refined,
         "score": _num(r.score),
         "fast_score": _num(r.fast_score),
         "rerank_score": _num(r.rerank_score),
@@ -219,6 +255,8 @@ class SearchSource(Protocol):
         self, k: int | None = None, beta: float | None = None
     ) -> tuple[int, float]: ...
 
+    def match_threshold(self) -> float | None: ...
+
 
 @dataclass(frozen=True)
 class _Encoded:
@@ -244,11 +282,15 @@ class _Listing:
     content_ids: set[int]
     fast: dict[int, float]
     details: dict[int, PhotoDetails]
+    calibration: Calibration | None
+    calibration_note: str | None
+    threshold: float | None
 
     def build(
         self, content: list[tuple[int, float, float | None]], timing: Timing, **kw: Any
     ) -> Results:
-        """Results from content matches (id, score, h̄ or None) in their final order."""
+        """Results from content matches (id, score, h̄ or None) in their final order, each with
+        its relevance and whether it passes the cut-off; then sorted as the query asks."""
         scored = {i: (score, h) for i, score, h in content}
         rows: list[Result] = []
         seen: set[int] = set()
@@ -263,8 +305,31 @@ class _Listing:
             if i in self.details and i not in seen:
                 seen.add(i)
                 rows.append(Result(0, self.details[i], score, self.fast[i], h, "content"))
-        rows = [replace(r, rank=n + 1) for n, r in enumerate(rows[: self.query.n])]
-        return Results(self.query, rows, timing, rerank=self.k_rerank, beta=self.beta, **kw)
+        rows = self._rated(rows[: self.query.n])
+        if self.query.sort == "date":
+            good = sorted((r for r in rows if r.match), key=lambda r: r.photo.date, reverse=True)
+            rows = good + [r for r in rows if not r.match]
+        rows = [replace(r, rank=n + 1) for n, r in enumerate(rows)]
+        return Results(
+            self.query,
+            rows,
+            timing,
+            rerank=self.k_rerank,
+            beta=self.beta,
+            threshold=self.threshold,
+            calibration_note=self.calibration_note,
+            **kw,
+        )
+
+    def _rated(self, rows: list[Result]) -> list[Result]:
+        """Each row's relevance (shown non-increasing down the list) and cut-off."""
+        cal, t = self.calibration, self.threshold
+        if cal is None or t is None:
+            return rows
+        raw = [cal.probability(r.fast_score, r.rerank_score) for r in rows]
+        names = sum(1 for r in rows if r.matched != "content")
+        shown = displayed(raw, names)
+        return [replace(r, relevance=p, match=p >= t) for r, p in zip(rows, shown, strict=True)]
 
 
 class Searcher:
@@ -362,7 +427,26 @@ class Searcher:
         names_ranked = sorted(name_ids, key=lambda i: -fast.get(i, -np.inf))[: query.n]
         details = self.library.catalog.details([i for i, _ in pairs] + names_ranked)
         k_rerank, beta = settings
-        return _Listing(query, k_rerank, beta, names_ranked, {i for i, _ in pairs}, fast, details)
+        cal, why = for_manifest(models.pack.manifest)
+        threshold = None
+        if cal is not None:
+            threshold = query.threshold
+            if threshold is None:
+                threshold = self.library.match_threshold()
+            if threshold is None:
+                threshold = cal.threshold
+        return _Listing(
+            query,
+            k_rerank,
+            beta,
+            names_ranked,
+            {i for i, _ in pairs},
+            fast,
+            details,
+            cal,
+            why,
+            threshold,
+        )
 
     # -- the query -------------------------------------------------------------------------
 
@@ -429,8 +513,8 @@ class Searcher:
             can_refine=models.pack.reranker is not None,
         )
         k_rerank = settings[0]
-        if k_rerank <= 0 or not pairs:
-            return replace(fast_results, rerank=0 if k_rerank <= 0 else k_rerank)
+        if k_rerank <= 0 or not pairs:  # nothing to refine: the fast list is the final one
+            return replace(fast_results, rerank=0)
         if not enc.text:
             return replace(
                 fast_results,
@@ -440,7 +524,7 @@ class Searcher:
         # The fast list is shown before the reranker is even loaded (its first load takes
         # seconds); then the refinement runs, and any failure of it leaves the fast list.
         if on_fast is not None:
-            on_fast(fast_results)
+            on_fast(replace(fast_results, pending=True))
         return self._refine(enc.text, pairs, listing, fast_results, models, cancel, t0)
 
     def _refine(
@@ -600,8 +684,9 @@ def _where(path: str | None, cwd: str) -> Path | None:
 def query_from_json(d: dict[str, Any]) -> Query:
     """A query described in plain JSON values, as the command line builds it: ``text``,
     ``like``, ``exclude``, ``folder``, ``after``, ``before``, ``type``, ``n``, ``rerank``,
-    ``beta``, ``names``; paths relative to ``cwd`` (the asker's). The same description runs in
-    the command's own process or in one that answers it over the query socket."""
+    ``beta``, ``names``, ``threshold``, ``sort``; paths relative to ``cwd`` (the asker's). The
+    same description runs in the command's own process or in one that answers it over the
+    query socket."""
     cwd = d.get("cwd") or os.getcwd()
     folder = _where(d.get("folder"), cwd)
     filters = Filters(
@@ -619,4 +704,6 @@ def query_from_json(d: dict[str, Any]) -> Query:
         rerank=d.get("rerank"),
         beta=d.get("beta"),
         names=bool(d.get("names", True)),
+        threshold=d.get("threshold"),
+        sort=d.get("sort") or "relevance",
     )

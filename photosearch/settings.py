@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from photosearch.bounds import check_beta, check_depth
+from photosearch.bounds import check_beta, check_depth, check_threshold
 from photosearch.rerank import DEFAULT_CACHE_BYTES
 from photosearch.search import DEFAULT_RERANK
 
@@ -21,6 +21,12 @@ def _beta(text: str) -> float | None:
     if text.strip().lower() in ("pack", "default", "none"):
         return None
     return check_beta(float(text))
+
+
+def _threshold(text: str) -> float | None:
+    if text.strip().lower() in ("pack", "default", "none"):
+        return None
+    return check_threshold(float(text))
 
 
 def _mib(text: str) -> int:
@@ -61,6 +67,11 @@ SETTINGS: dict[str, Setting] = {
     ),
     "rerank_beta": Setting(
         _beta, None, "weight of the reranker's score (unset: the pack's own, else 0.1)"
+    ),
+    "match_threshold": Setting(
+        _threshold,
+        None,
+        "relevance a photo needs to count as a match, 0 to 1 (unset: the pack's calibrated one)",
     ),
     "rerank_cache_mb": Setting(
         _mib, DEFAULT_CACHE_BYTES >> 20, "disk space for cached reranker image tokens (MiB)"

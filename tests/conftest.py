@@ -52,6 +52,34 @@ def tiny_coca_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def calibrated_synthetic(tmp_path_factory: pytest.TempPathFactory):
+    """The synthetic world (another seed) exported as a COCO caption set (``set/``), and the
+    committed pack calibrated on it by benchmarks/calibrate.py through a Library, as a user
+    searches (``pack/``, the report in ``report.md``/``.json``)."""
+    pack = ROOT / "tests" / "data" / "synthetic-pack"
+    if not (pack / "manifest.json").exists():
+        pytest.skip("tests/data/synthetic-pack missing")
+    from benchmarks import calibrate
+    from benchmarks.synthetic import captions
+
+    root = tmp_path_factory.mktemp("calibration")
+    counts = captions.write(root / "set", seed=1, families=24, condition="96png", absent=30)
+    assert counts["captions"] > 80 and counts["absent"] >= 40
+    report = calibrate.run(
+        pack,
+        root / "set" / "photos",
+        root / "set" / "captions.json",
+        root / "pack",
+        absent=root / "set" / "absent.json",
+        k=10,
+        n=30,
+        report_to=root / "report",
+        say=lambda _msg: None,
+    )
+    return root, report
+
+
 @pytest.fixture
 def pack_copy(tmp_path: Path, tiny_clip_pack: Path) -> Path:
     """A private copy of the tiny CLIP pack that a test may damage."""

@@ -86,8 +86,7 @@ def search(qtbot, window: MainWindow, text: str, *, final: bool = True):
     def done() -> bool:
         if not shown or shown[-1].query.text != text:
             return False
-        r = shown[-1]
-        return not final or r.refined or r.rerank == 0 or r.note is not None
+        return not final or not shown[-1].pending
 
     qtbot.waitUntil(done, timeout=WAIT_MS)
     window.results_shown.disconnect(shown.append)
@@ -213,6 +212,63 @@ def test_the_command_line_searches_while_the_window_is_open(
         timeout=300,
     )
     assert status.returncode == 0 and "indexed: 12" in status.stdout, status.stderr
+    close(window)
+
+
+def test_matches_weaker_matches_and_no_good_match(
+    qtbot, isolated_home: Path, calibrated_synthetic
+) -> None:
+    """A calibrated pack: the grid shows the matches, a switch shows the weaker ones; with no
+    match it says so and still shows the closest photos; badges show relevance and refinement;
+    the numbers never rise down the grid."""
+    from photosearch.ui.results import badge_text
+
+    root, _ = calibrated_synthetic
+    lib = Library(isolated_home)
+    lib.import_pack(root / "pack")
+    lib.add_folder(root / "set" / "photos")
+    lib.index_photos()
+    window = open_window(qtbot, lib)
+    window.refine.setValue(10)
+    caption = json.loads((root / "set" / "captions.json").read_text())["annotations"][0]
+    final = search(qtbot, window, caption["caption"])[-1]
+    assert final.refined and 0 < final.matches < len(final)
+    assert window.model.rowCount() == final.matches and not window.verdict.isVisible()
+    assert window.weaker_button.isVisibleTo(window)
+    weaker = len(final) - final.matches
+    assert str(weaker) in window.weaker_button.text()
+    assert f"{final.matches} match" in window.result_label.text()
+    window.weaker_button.setChecked(True)
+    assert window.model.rowCount() == len(final)
+    shown = [window.model.result(i) for i in range(window.model.rowCount())]
+    values = [r.relevance for r in shown]
+    assert values == sorted(values, reverse=True)
+    assert badge_text(shown[0]).endswith("% ✓") and "refined" in window.model.data(
+        window.model.index(0), Qt.ItemDataRole.ToolTipRole
+    )
+    final = search(qtbot, window, "a dog on the beach")[-1]
+    assert final.matches == 0 and len(final) > 0
+    assert window.verdict.isVisibleTo(window) and "No good match" in window.verdict.text()
+    assert "a dog on the beach" in window.verdict.text()
+    assert window.model.rowCount() == len(final) and not window.weaker_button.isVisibleTo(window)
+    assert window.result_label.text().startswith("0 match")
+    close(window)
+    lib.close()
+
+
+def test_filters_that_exclude_everything_do_not_say_refining(qtbot, library: Library) -> None:
+    window = open_window(qtbot, library)
+    window.refine.setValue(5)
+    window.filters_button.setChecked(True)
+    search(qtbot, window, "a red circle")
+    shown = []
+    window.results_shown.connect(shown.append)
+    from PySide6.QtCore import QDate
+
+    window.filter_bar.after.setDate(QDate(2999, 1, 1))
+    window.filter_bar.after_on.setChecked(True)
+    qtbot.waitUntil(lambda: bool(shown) and len(shown[-1]) == 0, timeout=WAIT_MS)
+    assert not shown[-1].pending and "refining" not in window.result_label.text()
     close(window)
 
 
@@ -644,6 +700,8 @@ def test_a_translation_for_the_users_language_is_used(
     try:
         assert QApplication.translate("MainWindow", "%n photo(s)", "", 1) == "1 photo"
         assert QApplication.translate("MainWindow", "%n photo(s)", "", 96) == "96 photos"
+        assert QApplication.translate("MainWindow", "%n match(es)", "", 0) == "0 matches"
+        assert QApplication.translate("MainWindow", "%n match(es)", "", 1) == "1 match"
         assert QApplication.translate("WatchWords", "%n photo(s) indexed", "", 3) == (
             "3 photos indexed"
         )

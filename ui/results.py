@@ -20,6 +20,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from photosearch.relevance import percent
 from photosearch.search import Result
 from photosearch.ui.thumbnails import Thumbnails, thumbnail_key
 
@@ -27,6 +28,13 @@ ResultRole = Qt.ItemDataRole.UserRole + 1
 ThumbnailKeyRole = Qt.ItemDataRole.UserRole + 2
 
 Index = QModelIndex | QPersistentModelIndex
+
+
+def badge_text(result: Result) -> str:
+    """What the score badge shows: the relevance as a percentage (the rank when the pack has
+    no calibration), a tick when the reranker checked the photo."""
+    label = f"#{result.rank}" if result.relevance is None else f"{percent(result.relevance)}%"
+    return f"{label} ✓" if result.refined else label
 
 
 class ResultsModel(QAbstractListModel):
@@ -55,9 +63,7 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return result.path.name
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self.tr("{path}\nscore {score:.3f}").format(
-                path=str(result.path), score=result.score
-            )
+            return "\n".join([str(result.path), self.describe(result)])
         if role == ResultRole:
             return result
         if role == ThumbnailKeyRole:
@@ -65,6 +71,18 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnails.get(self._key(row), result.path)
         return None
+
+    def describe(self, result: Result) -> str:
+        """The tooltip's second line: how relevant, and whether the reranker checked it."""
+        if result.relevance is None:
+            text = self.tr("rank {rank}").format(rank=result.rank)
+        else:
+            text = self.tr("relevance {percent}%").format(percent=percent(result.relevance))
+            if not result.match:
+                text += self.tr(" (a weaker match)")
+        if result.refined:
+            text += self.tr(" · ✓ refined: checked by the slower, more exact model")
+        return text
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         base = super().flags(index)
@@ -223,7 +241,7 @@ class ResultDelegate(QStyledItemDelegate):
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, name)
         result = index.data(ResultRole)
         if result is not None and (self.show_scores or hovered):
-            label = f"{result.score:.3f}"
+            label = badge_text(result)
             width = option.fontMetrics.horizontalAdvance(label) + 8
             badge = QRect(box.right() - width, box.y(), width, option.fontMetrics.height() + 4)
             painter.fillRect(badge, QColor(0, 0, 0, 160))

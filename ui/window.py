@@ -24,6 +24,7 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
+    QComboBox,
     QCompleter,
     QHBoxLayout,
     QLabel,
@@ -95,6 +96,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self._like: Path | None = None
         self._started = False
         self._told_about_refining = False
+        self._told_about_calibration = False
         self._closed = False
         self._paused = False
         self._typed_at = 0.0
@@ -125,6 +127,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.filters_button.toggled.connect(self.filter_bar.setVisible)
         self.filter_bar.changed.connect(self._filters_changed)
         v.addWidget(self.filter_bar)
+        v.addLayout(self._build_verdict_row())
         v.addWidget(self._build_results(), 1)
         self.stack.addWidget(page)
         self._build_status_bar()
@@ -177,11 +180,33 @@ class MainWindow(WindowDialogs, QMainWindow):
         )
         self.refine.valueChanged.connect(self._refine_changed)
         top.addWidget(self.refine)
+        self.sort = QComboBox()
+        self.sort.addItem(self.tr("Best match first"), "relevance")
+        self.sort.addItem(self.tr("Newest first"), "date")
+        self.sort.setToolTip(self.tr("Order of the matches: by relevance, or by date taken"))
+        self.sort.currentIndexChanged.connect(self._filters_changed)
+        top.addWidget(self.sort)
         self.device_label = QLabel()
         top.addWidget(self.device_label)
         self.filters_button = QToolButton(text=self.tr("Filters"), checkable=True)
         top.addWidget(self.filters_button)
         return top
+
+    def _build_verdict_row(self) -> QHBoxLayout:
+        """Above the grid: "No good match for …" when nothing passes the relevance cut-off,
+        and the switch that shows (or hides) the weaker matches below it."""
+        row = QHBoxLayout()
+        self.verdict = QLabel(wordWrap=True)
+        self.verdict.hide()
+        row.addWidget(self.verdict, 1)
+        self.weaker_button = QToolButton(checkable=True)
+        self.weaker_button.setToolTip(
+            self.tr("Photos below the relevance cut-off: less likely to be what you described")
+        )
+        self.weaker_button.toggled.connect(self._show_rows)
+        self.weaker_button.hide()
+        row.addWidget(self.weaker_button)
+        return row
 
     def _build_results(self) -> ResultGrid:
         self.grid = ResultGrid(self.model, self.thumbnails, ZOOM[2])
@@ -239,6 +264,10 @@ class MainWindow(WindowDialogs, QMainWindow):
             self.resize(1100, 760)
         self.zoom.setValue(int(self.state.get("zoom", ZOOM[2], int)))
         self.scores_action.setChecked(self.state.get("show_scores", False, bool))
+        sort = self.sort.findData(self.state.get("sort", "relevance", str))
+        self.sort.blockSignals(True)
+        self.sort.setCurrentIndex(max(0, sort))
+        self.sort.blockSignals(False)
         self._toggle_scores()
         self.search_field.setText(str(self.state.get("last_query", "") or ""))
 
@@ -246,6 +275,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.state.set("geometry", self.saveGeometry())
         self.state.set("zoom", self.zoom.value())
         self.state.set("show_scores", self.scores_action.isChecked())
+        self.state.set("sort", self.sort.currentData())
         self.state.set("last_query", self.search_field.text())
         self.state.sync()
 
@@ -434,6 +464,7 @@ class MainWindow(WindowDialogs, QMainWindow):
             filters=self.filter_bar.filters(),
             n=int(self.state.get("result_limit", DEFAULT_LIMIT, int)),
             rerank=self.refine.value(),
+            sort=str(self.sort.currentData()),
         )
 
     def search_now(self) -> None:
@@ -445,6 +476,8 @@ class MainWindow(WindowDialogs, QMainWindow):
             self.last_results = None
             self.model.clear()
             self.result_label.setText("")
+            self.verdict.hide()
+            self.weaker_button.hide()
             self._show_empty_state()
             return
         gen = self._generation
@@ -462,30 +495,70 @@ class MainWindow(WindowDialogs, QMainWindow):
             return  # an older query's answer
         if self.first_results_ms is None:
             self.first_results_ms = (time.perf_counter() - self._searched_at) * 1000
+        if self.last_results is None or self.last_results.query != results.query:
+            self.weaker_button.setChecked(False)  # a new query starts with its matches only
         self.last_results = results
-        if not self.grid.set_results(results.results):
-            self._show_empty(
-                self.tr("No photos match. Try other words, or clear the filters.")
-                if self.filter_bar.filters()
-                else self.tr("No photos match. Try describing it in other words.")
-            )
+        self._show_rows()
         self.result_label.setText(self._describe(results))
         if results.device:
             self.device_label.setText(self.tr("on {device}").format(device=results.device))
         self.results_shown.emit(results)
 
+    def _show_rows(self) -> None:
+        """The results shown: the matches, and the weaker ones when asked for or when there
+        is no match at all (then under "No good match for …"); every result when the pack has
+        no calibration."""
+        results = self.last_results
+        if results is None:
+            return
+        weaker = [r for r in results if not r.match]
+        matches = [r for r in results if r.match]
+        none_good = bool(results.results) and not matches
+        shown = results.results if none_good or self.weaker_button.isChecked() else matches
+        self.verdict.setVisible(none_good)
+        if none_good:
+            self.verdict.setText(
+                self.tr("No good match for “{text}”. The closest photos:").format(
+                    text=results.query.text or self.tr("this example")
+                )
+            )
+        self.weaker_button.setVisible(bool(weaker) and not none_good)
+        self.weaker_button.setText(
+            self.tr("Hide weaker matches")
+            if self.weaker_button.isChecked()
+            else self.tr("Show %n weaker match(es)", "", len(weaker))
+        )
+        if not self.grid.set_results(list(shown)):
+            self._show_empty(
+                self.tr("No photos match. Try other words, or clear the filters.")
+                if self.filter_bar.filters()
+                else self.tr("No photos match. Try describing it in other words.")
+            )
+
     def _describe(self, results: Results) -> str:
         n = len(results)
-        text = self.tr("%n photo(s)", "", n)
+        if results.threshold is None:
+            text = self.tr("%n photo(s)", "", n)
+        else:
+            text = self.tr("%n match(es)", "", results.matches)
         ms = results.timing.total_ms
-        if results.refined:
-            text += self.tr(" · top {k} refined · {ms:.0f} ms").format(k=results.rerank, ms=ms)
-        elif results.rerank > 0 and results.note is None:
+        if results.pending:
             text += self.tr(" · refining the top {k}…").format(k=results.rerank)
+        elif results.refined:
+            text += self.tr(" · top {k} refined · {ms:.0f} ms").format(k=results.rerank, ms=ms)
         else:
             text += self.tr(" · {ms:.0f} ms").format(ms=ms)
         if results.note:
             text += f" · {results.note}"
+        if results.calibration_note and not self._told_about_calibration:
+            self._told_about_calibration = True
+            self.statusBar().showMessage(
+                self.tr(
+                    "This model pack has no relevance calibration: photos are shown by rank, "
+                    "without a match score or cut-off."
+                ),
+                30_000,
+            )
         if not results.can_refine and not self._told_about_refining:
             self._told_about_refining = True  # once a session: the note above stays short
             self.statusBar().showMessage(REFINE_HINT, 30_000)

@@ -11,6 +11,8 @@ import sys
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from photosearch.relevance import percent  # standard library only, as this module must be
+
 if TYPE_CHECKING:  # the search command's client side must start without the engine
     from photosearch import modelpack
 
@@ -133,24 +135,48 @@ class TransferProgress(_Bars):
 # -- search results --------------------------------------------------------------------------
 
 
-def print_results(doc: dict[str, Any], as_json: bool) -> None:
-    """A search's results (``Results.to_json()``, from this process or the query socket)."""
+def print_results(doc: dict[str, Any], as_json: bool, *, show_all: bool = False) -> None:
+    """A search's results (``Results.to_json()``, from this process or the query socket): the
+    matches (every result with ``show_all``), each with its relevance as a percentage (its
+    rank when the pack has no calibration), ``*`` after the ones the reranker scored."""
     if as_json:
         print_json(doc)
         return
     results = doc["results"]
+    text = (doc.get("query") or "").strip()
+    shown = results if show_all else [r for r in results if r.get("match", True)]
     if not results:
         print("no results (is the library indexed? photosearch status)", file=sys.stderr)
-    for r in results:
+    for r in shown:
         mark = {"name": "  [name]", "both": "  [name]"}.get(r["matched"], "")
-        score = float("nan") if r["score"] is None else r["score"]
-        print(f"{score:8.4f}  {r['path']}{mark}")
+        relevance = r.get("relevance")
+        label = f"#{r['rank']}" if relevance is None else f"{percent(relevance)}%"
+        refined = "*" if r.get("refined") else " "
+        weak = "" if r.get("match", True) else "  (weaker match)"
+        print(f"{label:>5}{refined} {r['path']}{mark}{weak}")
     t = doc["timing"]
     how = f"refined the top {doc['rerank']} on {doc['device']}" if doc["refined"] else "fast search"
+    matches = doc.get("matches", len(results))
+    if doc.get("threshold") is None:
+        count = f"{len(results)} results"
+    else:
+        count = f"{matches} {'match' if matches == 1 else 'matches'}"
+        weaker = len(results) - matches
+        if weaker and not show_all:
+            count += f" (and {weaker} weaker: --all lists them)"
     print(
-        f"{len(results)} results, {how}: {t['total_ms']:.0f} ms (encode {t['encode_ms']:.0f}, "
+        f"{count}, {how}: {t['total_ms']:.0f} ms (encode {t['encode_ms']:.0f}, "
         f"search {t['search_ms'] + t['names_ms']:.0f}, rerank {t['rerank_ms']:.0f})",
         file=sys.stderr,
     )
+    if results and doc.get("threshold") is not None and matches == 0:
+        what = f" for {text!r}" if text else ""
+        print(
+            f"no good match{what}: the closest photos are below the relevance cut-off "
+            f"({percent(doc['threshold'])}%){'' if show_all else '; --all lists them'}",
+            file=sys.stderr,
+        )
+    if doc.get("calibration_note"):
+        print(f"note: {doc['calibration_note']}", file=sys.stderr)
     if doc["note"]:
         print(f"note: {doc['note']}", file=sys.stderr)

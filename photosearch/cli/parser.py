@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from photosearch import __version__, config
-from photosearch.bounds import check_beta, check_depth
+from photosearch.bounds import check_beta, check_depth, check_threshold
 
 Commands = Any  # what add_subparsers() returns (argparse._SubParsersAction, a private name)
 
@@ -46,16 +46,24 @@ def _depth(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _beta(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+def _checked_number(check: Callable[[float], float]) -> Callable[[str], float]:
+    """An argparse type: a number that ``check`` accepts (its ValueError says what is allowed)."""
 
-    try:
-        return check_beta(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        try:
+            return check(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
+
+
+_beta = _checked_number(check_beta)
+_threshold = _checked_number(check_threshold)
 
 
 def _positive(text: str) -> int:
@@ -266,7 +274,28 @@ def _query_options(p: argparse.ArgumentParser) -> None:
         help="only this file type: jpg, png, heic, … (repeatable)",
     )
     p.add_argument("--no-names", action="store_true", help="do not match file and folder names")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="list the weaker matches too (below the relevance cut-off); --json always has them",
+    )
+    p.add_argument(
+        "--threshold",
+        metavar="P",
+        type=_threshold,
+        help="relevance a photo needs to count as a match, 0 to 1 (default: the pack's)",
+    )
+    p.add_argument(
+        "--sort",
+        choices=("relevance", "date"),
+        default="relevance",
+        help="order of the matches: best first (default), or by date taken, newest first",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the results as JSON (every field: docs/cli.md), weaker matches included",
+    )
 
 
 def _add_search(sub: Commands) -> None:

@@ -255,7 +255,23 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>Best match first</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Newest first</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Order of the matches: by relevance, or by date taken</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Filters</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Photos below the relevance cut-off: less likely to be what you described</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -333,6 +349,24 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>No good match for “{text}”. The closest photos:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>this example</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Hide weaker matches</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message numerus="yes">
+        <source>Show %n weaker match(es)</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+    <message>
         <source>No photos match. Try other words, or clear the filters.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -342,6 +376,12 @@
     </message>
     <message numerus="yes">
         <source>%n photo(s)</source>
+        <translation type="unfinished">
+            <numerusform></numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%n match(es)</source>
         <translation type="unfinished">
             <numerusform></numerusform>
         </translation>
@@ -356,6 +396,10 @@
     </message>
     <message>
         <source> · {ms:.0f} ms</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>This model pack has no relevance calibration: photos are shown by rank, without a match score or cut-off.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -533,8 +577,19 @@ Refine: yes</source>
 <context>
     <name>ResultsModel</name>
     <message>
-        <source>{path}
-score {score:.3f}</source>
+        <source>rank {rank}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>relevance {percent}%</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source> (a weaker match)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source> · ✓ refined: checked by the slower, more exact model</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -24,6 +24,20 @@
   <context>
     <name>MainWindow</name>
     <message numerus="yes">
+      <source>%n match(es)</source>
+      <translation>
+        <numerusform>%n match</numerusform>
+        <numerusform>%n matches</numerusform>
+      </translation>
+    </message>
+    <message numerus="yes">
+      <source>Show %n weaker match(es)</source>
+      <translation>
+        <numerusform>Show %n weaker match</numerusform>
+        <numerusform>Show %n weaker matches</numerusform>
+      </translation>
+    </message>
+    <message numerus="yes">
       <source>Type a description to search your %n photo(s).</source>
       <translation>
         <numerusform>Type a description to search your %n photo.</numerusform>

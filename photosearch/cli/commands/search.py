@@ -35,6 +35,8 @@ def _request(args: argparse.Namespace, *, text: str = "", like: str | None = Non
         "rerank": args.rerank,
         "beta": args.beta,
         "names": not args.no_names,
+        "threshold": args.threshold,
+        "sort": args.sort,
         "device": args.device,
         "language": config.query_language(),
     }
@@ -55,7 +57,7 @@ def _search(args: argparse.Namespace, request: dict[str, Any]) -> int:
     if answer is not None and "error" in answer:
         raise PhotosearchError(answer["error"])
     doc = answer["results"] if answer is not None else _answer_here(args, request)
-    print_results(doc, args.json)
+    print_results(doc, args.json, show_all=args.all)
     if not doc.get("can_refine", True) and not args.json:
         _tell_once_what_refining_adds(config.paths(args.home).cache)
     return 0
