@@ -162,6 +162,8 @@ def _reranker_or_reason(
 ) -> RerankerOrReason:
     if closed.is_set():
         return None, "the model pack changed while this search ran: showing the fast results"
+    if pack.reranker_problem is not None:
+        return None, f"the reranker cannot be used ({pack.reranker_problem}): fast results"
     if pack.reranker is None:
         return None, f"the model pack {pack.name!r} cannot refine (no reranker): fast results"
     try:

@@ -50,6 +50,7 @@ _DEVICE_NAMES = {
     "CUDAExecutionProvider": "CUDA",
     "CoreMLExecutionProvider": "CoreML",
     "DmlExecutionProvider": "DirectML",
+    "TensorrtExecutionProvider": "TensorRT",
     CPU: "CPU",
 }
 
@@ -476,6 +477,16 @@ class TextEncoder(_Encoder):
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
         return self.encode_tokens(self.tokenize(texts))
+
+    def words_read(self, text: str) -> int | None:
+        """How many of ``text``'s words the model reads when it is too long for the context
+        (the tokenizer keeps the first ones), else None."""
+        ids = self.tokenize([text])[0]
+        if ids[-1] == self.pad_id:  # room to spare: nothing was cut
+            return None
+        total = len(text.split())
+        kept = len(self.tokenizer.decode(ids).split())
+        return kept if kept < total else None
 
     def encode_tokens(self, ids: NDArray[np.int64]) -> Vector:
         if self.dynamic_length:

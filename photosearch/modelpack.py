@@ -112,6 +112,9 @@ class ModelPack:
 
     path: Path
     manifest: dict[str, Any]
+    # Why the reranker was left out of ``manifest``: one of its own files is missing or
+    # damaged. The dual encoder (fast search) is still whole and usable.
+    reranker_problem: str | None = None
 
     @property
     def name(self) -> str:
@@ -295,16 +298,53 @@ def verify(path: str | os.PathLike[str], *, full: bool = False, record: bool = F
     path = Path(path)
     manifest = _read_manifest(path)
     files: dict[str, Any] = manifest["files"]
-    _check_sizes(path, files)
+    optional = {n: files[n] for n in _reranker_only_files(manifest)}
+    core = {n: e for n, e in files.items() if n not in optional}
+    _check_sizes(path, core)
     _refuse_foreign_files(path, files)
+    try:
+        _check_sizes(path, optional)
+    except PackError as e:  # fast search needs none of them: it goes on without refining
+        return _without_reranker(path, manifest, e, core)
     pack = ModelPack(path=path, manifest=manifest)
     stamp = _stamp(path, files)
     if not full and record and _stamp_holds(path, stamp):
         return pack
-    _check_hashes(path, files)
+    _check_hashes(path, core)
+    try:
+        _check_hashes(path, optional)
+    except PackError as e:
+        return _without_reranker(path, manifest, e, core, hashed=True)
     if record:
         _record_stamp(path, stamp)
     return pack
+
+
+def _reranker_only_files(manifest: dict[str, Any]) -> list[str]:
+    """The files only the reranker reads (its graphs; a tokenizer may be shared)."""
+    r = manifest.get("reranker") or {}
+    backward = (r.get("backward") or {}).get("scorer_file")
+    names = [r.get("image_file"), r.get("scorer_file"), backward]
+    shared = {manifest["image"].get("file"), manifest["text"].get("file")}
+    shared.add(manifest["tokenizer"].get("file"))
+    return [n for n in names if isinstance(n, str) and n not in shared]
+
+
+def _without_reranker(
+    path: Path,
+    manifest: dict[str, Any],
+    error: PackError,
+    core: dict[str, Any],
+    *,
+    hashed: bool = False,
+) -> ModelPack:
+    """The pack as a dual encoder alone, saying why it cannot refine (its own files are
+    hashed every time: no stamp vouches for a pack in this state)."""
+    if not hashed:
+        _check_hashes(path, core)
+    log.warning("%s: searching without refinement", error)
+    fast_only = {k: v for k, v in manifest.items() if k != "reranker"}
+    return ModelPack(path=path, manifest=fast_only, reranker_problem=str(error))
 
 
 def _check_sizes(path: Path, files: dict[str, Any]) -> None:

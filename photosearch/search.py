@@ -178,6 +178,7 @@ class Results:
     threshold: float | None = None  # the relevance cut-off; None: no calibration
     calibration_note: str | None = None  # why there is no relevance score, when there is none
     pending: bool = False  # the fast list, shown while its refinement runs
+    words_read: int | None = None  # a description too long for the model: its first words
 
     @property
     def matches(self) -> int:
@@ -199,6 +200,7 @@ class Results:
             "note": self.note,
             "can_refine": self.can_refine,
             "sort": self.query.sort,
+            "words_read": self.words_read,
             "timing": self.timing.to_json(),
         }
 
@@ -268,6 +270,7 @@ class _Encoded:
     reference: NDArray[np.float32] | None
     negatives: NDArray[np.float32]
     like_id: int | None
+    words_read: int | None = None  # the text was too long: the words the model read
 
 
 @dataclass
@@ -388,7 +391,8 @@ class Searcher:
             img, like_id = self._example(query.like, models)
             vecs.append(img)
         reference = encoded[0] if len(encoded) else None
-        return _Encoded(text, _unit(np.sum(vecs, axis=0)), reference, encoded[1:], like_id)
+        read = models.text_encoder.words_read(text) if text else None
+        return _Encoded(text, _unit(np.sum(vecs, axis=0)), reference, encoded[1:], like_id, read)
 
     def _name_matches(self, query: Query, enc: _Encoded, models: ActiveModels) -> list[int]:
         """Photos whose file or folder names hold every word of the text, without the example
@@ -428,6 +432,8 @@ class Searcher:
         details = self.library.catalog.details([i for i, _ in pairs] + names_ranked)
         k_rerank, beta = settings
         cal, why = for_manifest(models.pack.manifest)
+        if query.like is not None:  # the curves were fitted on text queries: ranks only
+            cal, why = None, None
         threshold = None
         if cal is not None:
             threshold = query.threshold
@@ -510,17 +516,17 @@ class Searcher:
         fast_results = listing.build(
             [(i, s, None) for i, s in pairs],
             fast_timing,
-            can_refine=models.pack.reranker is not None,
+            # A damaged reranker can refine once repaired: the note says why it did not.
+            can_refine=models.pack.reranker is not None or models.pack.reranker_problem is not None,
+            words_read=enc.words_read,
         )
         k_rerank = settings[0]
         if k_rerank <= 0 or not pairs:  # nothing to refine: the fast list is the final one
             return replace(fast_results, rerank=0)
-        if not enc.text:
-            return replace(
-                fast_results,
-                rerank=0,
-                note="refinement needs a description (an image-only query is not re-ranked)",
-            )
+        if not enc.text:  # said only to whoever asked for a depth: `similar` did not
+            asked = query.rerank is not None and query.rerank > 0
+            note = "refinement needs a description (an image-only query is not re-ranked)"
+            return replace(fast_results, rerank=0, note=note if asked else None)
         # The fast list is shown before the reranker is even loaded (its first load takes
         # seconds); then the refinement runs, and any failure of it leaves the fast list.
         if on_fast is not None:
@@ -577,6 +583,7 @@ class Searcher:
             device=reranker.device,
             rerank_stats=stats,
             note=note,
+            words_read=fast_results.words_read,
         )
 
     def _content(

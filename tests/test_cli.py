@@ -68,7 +68,9 @@ def test_info_lists_packs_and_reports_broken_ones(
     models = isolated_home / "models"
     shutil.copytree(tiny_coca_pack, models / "good")
     shutil.copytree(tiny_coca_pack, models / "broken")
-    (models / "broken" / "reranker_scorer.onnx").unlink()
+    (models / "broken" / "image_encoder.onnx").unlink()
+    shutil.copytree(tiny_coca_pack, models / "fast-only")  # only its reranker is damaged
+    (models / "fast-only" / "reranker_scorer.onnx").unlink()
 
     run = photosearch(isolated_home, "info", "--json")
     assert run.returncode == 0, run.stderr
@@ -78,12 +80,16 @@ def test_info_lists_packs_and_reports_broken_ones(
     by_path = {Path(p["path"]).name: p for p in info["model_packs"]}
     assert by_path["good"]["model"] == "photosearch-tiny-coca"
     assert by_path["good"]["reranker"] == "photosearch-tiny-coca"
-    assert "reranker_scorer.onnx: missing" in by_path["broken"]["error"]
+    assert "image_encoder.onnx: missing" in by_path["broken"]["error"]
+    fast_only = by_path["fast-only"]
+    assert "error" not in fast_only and fast_only["reranker"] is None
+    assert "reranker_scorer.onnx: missing" in fast_only["reranker_problem"]
 
     text = photosearch(isolated_home)  # no command: the same overview, for people
     assert text.returncode == 0
     assert "✓ tiny-coca: photosearch-tiny-coca" in text.stdout
     assert "✗ " in text.stdout and "broken" in text.stdout
+    assert "reranker: unusable (" in text.stdout and "fast search works" in text.stdout
 
 
 def test_info_without_packs_says_how_to_get_one(isolated_home: Path, photosearch) -> None:

@@ -113,6 +113,32 @@ def test_pack_without_reranker_still_searches(
         assert not lib.search("a red circle", n=4, rerank=0).can_refine  # asked or not
 
 
+def test_a_damaged_reranker_file_leaves_fast_search_whole(
+    isolated_home: Path, tiny_coca_pack: Path, tmp_path: Path
+) -> None:
+    """Only the reranker reads its graphs: one of them damaged, the pack still searches (the
+    dual encoder is verified whole) and says why it does not refine."""
+    import shutil
+
+    pack = tmp_path / "pack"
+    shutil.copytree(tiny_coca_pack, pack)
+    good_photos(tmp_path / "p", 4)
+    with Library(isolated_home) as lib:
+        lib.import_pack(pack)
+        lib.add_folder(tmp_path / "p")
+        lib.index_photos()
+    installed = isolated_home / "models" / "tiny-coca" / "reranker_scorer.onnx"
+    installed.write_bytes(installed.read_bytes()[:-10] + b"0123456789")  # same size, other bytes
+    with Library(isolated_home) as lib:
+        assert lib.pack.reranker is None and "sha256" in lib.pack.reranker_problem
+        res = lib.search("a red circle", n=4, rerank=3)
+        assert len(res) == 4 and not res.refined and res.can_refine
+        assert "reranker cannot be used" in res.note and "reranker_scorer.onnx" in res.note
+    (isolated_home / "models" / "tiny-coca" / "image_encoder.onnx").unlink()
+    with Library(isolated_home) as lib, pytest.raises(PackError, match="image_encoder.onnx"):
+        lib.pack  # noqa: B018 - the dual encoder is not optional
+
+
 def test_reranker_that_fails_to_load_leaves_fast_search(
     coca_lib: Library, monkeypatch: pytest.MonkeyPatch
 ) -> None:

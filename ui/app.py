@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QLibraryInfo, QLocale, QTimer, QTranslator
@@ -81,6 +82,7 @@ def run(
     *,
     screenshot: Path | None = None,
     query: str | None = None,
+    examples: Sequence[str] = (),
 ) -> int:
     """Open the window and run until it is closed. ``screenshot``/``query``: type ``query``,
     wait for its results, save a picture of the window and quit (for the docs and tests)."""
@@ -102,6 +104,7 @@ def run(
         return 1
     library.serve_queries()  # `photosearch search` in a terminal asks this window
     window = MainWindow(library)
+    window.set_examples(examples)
     window.show()
     if screenshot is not None:
         _shoot(window, screenshot, query or "")

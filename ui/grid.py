@@ -7,7 +7,7 @@ the translators' template and the translations made from it stay as they are.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QItemSelectionModel, QPoint, Qt, QUrl, Signal
+from PySide6.QtCore import QCoreApplication, QItemSelectionModel, QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage
 from PySide6.QtWidgets import QLabel, QListView, QMenu, QStackedWidget, QWidget
 
@@ -69,12 +69,16 @@ class ResultGrid(QStackedWidget):
         self.empty.setText(text)
         self.setCurrentIndex(1)
 
-    def set_results(self, results: list[Result]) -> bool:
-        """Show ``results`` (False: there are none, the caller says why). A photo chosen
-        before stays chosen; else the first is current, not selected."""
+    def set_results(self, results: list[Result], *, keep_place: bool = True) -> bool:
+        """Show ``results`` (False: there are none, the caller says why). With ``keep_place``
+        (the same query's list, refined or expanded) a photo chosen before stays chosen and
+        current; a new query's list starts at its first photo, current, not selected."""
         selection = self.view.selectionModel()
         chosen = {self.model.result(i.row()).photo_id for i in selection.selectedIndexes()}
         current = self.model.result(self.view.currentIndex().row())
+        if not keep_place:
+            chosen, current = set(), None
+            selection.clearSelection()
         reordered = self.model.set_results(results)
         if not reordered and self.model.rowCount():
             rows = [r for r in (self.model.row_of(pid) for pid in chosen) if r >= 0]
@@ -88,11 +92,30 @@ class ResultGrid(QStackedWidget):
         if not self.model.rowCount():
             return False
         self.setCurrentIndex(0)
+        if not keep_place:
+            self.view.scrollToTop()
         return True
 
     def set_zoom(self, side: int) -> None:
         self.delegate.side = side
+        self._fit_columns()
         self.view.doItemsLayout()
+
+    def _fit_columns(self) -> None:
+        """Cells as wide as the view shares out: the columns fill it, no blank strip at the
+        right (the delegate centres each photo in its cell)."""
+        cell = self.delegate.cell_size(self.view.font())
+        spacing = self.view.spacing()
+        width = max(1, self.view.viewport().width())
+        columns = max(1, width // (cell.width() + 2 * spacing))
+        extra = (width - columns * (cell.width() + 2 * spacing)) // columns
+        self.view.setGridSize(
+            QSize(cell.width() + 2 * spacing + max(0, extra), cell.height() + 2 * spacing)
+        )
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_columns()
 
     def show_scores(self, shown: bool) -> None:
         self.delegate.show_scores = shown

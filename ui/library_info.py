@@ -28,7 +28,8 @@ def gather_info(library: Library) -> LibraryInfo:
     try:
         pack = library.pack
     except (NoModelError, PackError) as e:
-        info.problem = str(e)
+        # No pack at all is the welcome page's own story; a pack that cannot be used is told.
+        info.problem = None if isinstance(e, NoModelError) else str(e)
         counts = library.counts()
     else:
         info.pack = pack.name

@@ -17,7 +17,7 @@ from PySide6.QtCore import (
     Qt,
     QUrl,
 )
-from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from photosearch.relevance import percent
@@ -202,9 +202,15 @@ class ResultDelegate(QStyledItemDelegate):
             self._scaled.move_to_end(key)
         return scaled
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        text = QFontMetrics(option.font).height()
+    #: Below this side a file name would shrink to a few letters: only the tooltip has it.
+    NAMES_FROM = 96
+
+    def cell_size(self, font: QFont) -> QSize:
+        text = QFontMetrics(font).height() if self.side >= self.NAMES_FROM else 0
         return QSize(self.side + 2 * self.PAD, self.side + text + 3 * self.PAD)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        return self.cell_size(option.font)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         painter.save()
@@ -216,7 +222,9 @@ class ResultDelegate(QStyledItemDelegate):
             painter.fillRect(rect, pal.color(QPalette.ColorRole.Highlight))
         elif hovered:
             painter.fillRect(rect, pal.color(QPalette.ColorRole.AlternateBase))
-        box = QRect(rect.x() + self.PAD, rect.y() + self.PAD, self.side, self.side)
+        cell = self.cell_size(option.font)  # centred in its grid cell
+        left = rect.x() + max(0, (rect.width() - cell.width()) // 2)
+        box = QRect(left + self.PAD, rect.y() + self.PAD, self.side, self.side)
         pixmap = index.data(Qt.ItemDataRole.DecorationRole)
         if pixmap is not None and not pixmap.isNull():
             fitted = self._fitted(pixmap)
@@ -226,7 +234,7 @@ class ResultDelegate(QStyledItemDelegate):
         else:
             painter.fillRect(box, pal.color(QPalette.ColorRole.Midlight))
         text_rect = QRect(
-            rect.x() + self.PAD,
+            left + self.PAD,
             box.bottom() + self.PAD,
             self.side,
             rect.bottom() - box.bottom() - self.PAD,
@@ -238,15 +246,28 @@ class ResultDelegate(QStyledItemDelegate):
             Qt.TextElideMode.ElideMiddle,
             text_rect.width(),
         )
-        painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, name)
+        if self.side >= self.NAMES_FROM:
+            painter.drawText(
+                text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, name
+            )
         result = index.data(ResultRole)
         if result is not None and (self.show_scores or hovered):
             label = badge_text(result)
-            width = option.fontMetrics.horizontalAdvance(label) + 8
-            badge = QRect(box.right() - width, box.y(), width, option.fontMetrics.height() + 4)
+            font = QFont(option.font)
+            if self.side < 128:  # a small thumbnail keeps most of itself visible
+                font.setPointSizeF(font.pointSizeF() * 0.8)
+            painter.setFont(font)
+            metrics = QFontMetrics(font)
+            width = metrics.horizontalAdvance(label) + 6
+            badge = QRect(box.right() - width, box.y(), width, metrics.height() + 2)
             painter.fillRect(badge, QColor(0, 0, 0, 160))
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
+        if option.state & QStyle.StateFlag.State_HasFocus:  # the current photo, always marked
+            pen = painter.pen()
+            painter.setPen(pal.color(QPalette.ColorRole.Highlight).darker(140))
+            painter.drawRect(rect.adjusted(1, 1, -2, -2))
+            painter.setPen(pen)
         if result is not None and not result.photo.online:
             painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.tr("offline"))

@@ -3,6 +3,7 @@ not, how to get one). Shown until both are there."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -83,27 +84,45 @@ class WelcomeView(QWidget):
         self.show_state(None, None, [])
 
     def show_state(self, pack: str | None, problem: str | None, folders: list[Path]) -> None:
+        """Say what is installed (or why the installed pack cannot be used, once, in the
+        window's words) and which folders are chosen; "Start searching" says what it waits
+        for while it cannot start."""
         if pack:
             self.model_label.setText(self.tr("Installed: {name}").format(name=pack))
+        elif problem:
+            self.model_label.setText(
+                self.tr(
+                    "The installed model pack cannot be used: {problem}. Get a model pack "
+                    "again, or import a pack folder."
+                ).format(problem=html.escape(problem.rstrip(".")))
+            )
         else:
             self.model_label.setText(
                 self.tr(
                     "No model pack is installed yet. photosearch needs one to understand "
-                    "photos: get one with Get a model pack… (a download of about 600 MB, "
-                    "once; then "
+                    "photos: <b>Get a model pack…</b> downloads one (about 600 MB, once; then "
                     "everything works offline), or import a pack folder. From a terminal: "
                     "<code>photosearch models download</code> (a ready model, no torch "
                     "needed; <code>photosearch models available</code> lists them), "
-                    "<code>photosearch models prepare</code>, <code>photosearch models import "
-                    "PACK_DIR</code>, or try <code>photosearch demo</code>{problem}"
-                ).format(problem=f"<br><i>{problem}</i>" if problem else "")
+                    "<code>photosearch models prepare</code>, or try <code>photosearch "
+                    "demo</code>."
+                )
             )
         self.folders.clear()
         for f in folders:
             self.folders.addItem(str(f))
         if not folders:
             self.folders.addItem(self.tr("No folders yet: add the folders that hold your photos."))
-        self.start_button.setEnabled(bool(pack) and bool(folders))
+        ready = bool(pack) and bool(folders)
+        self.start_button.setEnabled(ready)
+        if ready:
+            self.start_button.setToolTip("")
+        elif not pack and not folders:
+            self.start_button.setToolTip(self.tr("First get a model pack and add a folder"))
+        elif not pack:
+            self.start_button.setToolTip(self.tr("First get a model pack"))
+        else:
+            self.start_button.setToolTip(self.tr("First add a folder of photos"))
 
     def show_problem(self, text: str) -> None:
         self.problem.setText(text)

@@ -11,8 +11,10 @@ the viewer open through :class:`~photosearch.ui.window_dialogs.WindowDialogs`.
 
 from __future__ import annotations
 
+import html
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, QTimer, Signal
@@ -97,6 +99,8 @@ class MainWindow(WindowDialogs, QMainWindow):
         self._started = False
         self._told_about_refining = False
         self._told_about_calibration = False
+        self._same_query = False  # the list shown is the same query's (refined, or expanded)
+        self.examples: tuple[str, ...] = ()  # queries the empty page offers (the demo's)
         self._closed = False
         self._paused = False
         self._typed_at = 0.0
@@ -203,7 +207,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.weaker_button.setToolTip(
             self.tr("Photos below the relevance cut-off: less likely to be what you described")
         )
-        self.weaker_button.toggled.connect(self._show_rows)
+        self.weaker_button.toggled.connect(self._weaker_toggled)
         self.weaker_button.hide()
         row.addWidget(self.weaker_button)
         return row
@@ -215,6 +219,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.grid.find_similar.connect(self.find_similar)
         self.grid.problem.connect(self.show_error)
         self.grid.message.connect(self.statusBar().showMessage)
+        self.grid.empty.linkActivated.connect(self.try_example)
         return self.grid
 
     def _build_status_bar(self) -> None:
@@ -232,14 +237,16 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.zoom.setToolTip(self.tr("Thumbnail size"))
         self.zoom.valueChanged.connect(self.grid.set_zoom)
         bar.addPermanentWidget(self.zoom)
+        self.zoom.setVisible(self.stack.currentIndex() == 1)  # thumbnails are on the search page
+        self.stack.currentChanged.connect(lambda page: self.zoom.setVisible(page == 1))
 
     def _build_menus(self) -> None:
         menu = self.menuBar().addMenu(self.tr("&Library"))
         self._action(menu, self.tr("&Folders…"), self.show_folders, "Ctrl+L")
         self._action(menu, self.tr("&Model packs…"), self.show_models)
-        self._action(
-            menu, self.tr("&Settings…"), self.show_settings, QKeySequence.StandardKey.Preferences
-        )
+        settings = self._action(menu, self.tr("&Settings…"), self.show_settings)
+        preferences = QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences)
+        settings.setShortcuts([*preferences, QKeySequence("Ctrl+,")])
         self._action(menu, self.tr("Files that could not be &read…"), self.show_unreadable)
         menu.addSeparator()
         self._action(menu, self.tr("&Quit"), self.close, QKeySequence.StandardKey.Quit)
@@ -248,6 +255,14 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.scores_action.setCheckable(True)
         self._action(view, self.tr("&Filters"), self.filters_button.toggle, "Ctrl+Shift+F")
         self._action(view, self.tr("Find"), self._focus_search, QKeySequence.StandardKey.Find)
+        help_menu = self.menuBar().addMenu(self.tr("&Help"))
+        self._action(help_menu, self.tr("&Keyboard shortcuts"), self.show_shortcuts, "F1")
+        self._action(help_menu, self.tr("&About photosearch"), self.show_about)
+        clear = QAction(self.search_field)
+        clear.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        clear.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        clear.triggered.connect(self._clear_search)
+        self.search_field.addAction(clear)
 
     def _action(self, menu: QMenu, text: str, slot, shortcut=None) -> QAction:  # noqa: ANN001
         action = menu.addAction(text)
@@ -325,7 +340,13 @@ class MainWindow(WindowDialogs, QMainWindow):
             )
         else:
             photos = self.info.photos  # (a plain name: lupdate reads nothing else as a count)
-            self._show_empty(self.tr("Type a description to search your %n photo(s).", "", photos))
+            text = self.tr("Type a description to search your %n photo(s).", "", photos)
+            if self.examples:
+                links = "<br>".join(
+                    f'<a href="{i}">{html.escape(q)}</a>' for i, q in enumerate(self.examples)
+                )
+                text = html.escape(text) + "<br><br>" + self.tr("Try:") + "<br>" + links
+            self._show_empty(text)
 
     def _failed(self, error: BaseException) -> None:
         if isinstance(error, (PhotosearchError, OSError)):
@@ -495,14 +516,23 @@ class MainWindow(WindowDialogs, QMainWindow):
             return  # an older query's answer
         if self.first_results_ms is None:
             self.first_results_ms = (time.perf_counter() - self._searched_at) * 1000
-        if self.last_results is None or self.last_results.query != results.query:
-            self.weaker_button.setChecked(False)  # a new query starts with its matches only
+        self._same_query = (
+            self.last_results is not None and self.last_results.query == results.query
+        )
+        if not self._same_query:
+            self.weaker_button.blockSignals(True)  # a new query starts with its matches only
+            self.weaker_button.setChecked(False)
+            self.weaker_button.blockSignals(False)
         self.last_results = results
         self._show_rows()
         self.result_label.setText(self._describe(results))
         if results.device:
             self.device_label.setText(self.tr("on {device}").format(device=results.device))
         self.results_shown.emit(results)
+
+    def _weaker_toggled(self) -> None:
+        self._same_query = True
+        self._show_rows()
 
     def _show_rows(self) -> None:
         """The results shown: the matches, and the weaker ones when asked for or when there
@@ -528,7 +558,7 @@ class MainWindow(WindowDialogs, QMainWindow):
             if self.weaker_button.isChecked()
             else self.tr("Show %n weaker match(es)", "", len(weaker))
         )
-        if not self.grid.set_results(list(shown)):
+        if not self.grid.set_results(list(shown), keep_place=self._same_query):
             self._show_empty(
                 self.tr("No photos match. Try other words, or clear the filters.")
                 if self.filter_bar.filters()
@@ -548,7 +578,11 @@ class MainWindow(WindowDialogs, QMainWindow):
             text += self.tr(" · top {k} refined · {ms:.0f} ms").format(k=results.rerank, ms=ms)
         else:
             text += self.tr(" · {ms:.0f} ms").format(ms=ms)
-        if results.note:
+        if results.words_read:
+            text += self.tr(" · too long: the model read the first {n} words").format(
+                n=results.words_read
+            )
+        if results.note and results.query.text:  # an example search is never refined: no news
             text += f" · {results.note}"
         if results.calibration_note and not self._told_about_calibration:
             self._told_about_calibration = True
@@ -580,6 +614,58 @@ class MainWindow(WindowDialogs, QMainWindow):
 
     def _toggle_scores(self) -> None:
         self.grid.show_scores(self.scores_action.isChecked())
+
+    def set_examples(self, examples: Sequence[str]) -> None:
+        """Queries the empty page offers as links (the demo's: its photos are coloured shapes,
+        so it says what to type)."""
+        self.examples = tuple(examples)
+        if self.last_results is None and self.info.pack is not None:
+            self._show_empty_state()
+
+    def try_example(self, link: str) -> None:
+        self.search_field.setText(self.examples[int(link)])
+        self._entered()
+
+    def _clear_search(self) -> None:
+        """Esc in the search field: the text goes, and with it the results."""
+        if self.search_field.text():
+            self.search_field.clear()
+            self.search_now()
+
+    def show_shortcuts(self) -> None:
+        rows = [
+            (self.tr("Ctrl+F"), self.tr("Go to the search field")),
+            (self.tr("Esc"), self.tr("Clear the search; close the viewer")),
+            (self.tr("Enter"), self.tr("Search now; open the chosen photo")),
+            (self.tr("Tab, arrows"), self.tr("Move into the results and through them")),
+            (self.tr("Ctrl+Shift+F"), self.tr("Show or hide the filters")),
+            (self.tr("Ctrl+L"), self.tr("Folders")),
+            (self.tr("Ctrl+,"), self.tr("Settings")),
+            (self.tr("F1"), self.tr("This list")),
+            (self.tr("Ctrl+Q"), self.tr("Quit")),
+        ]
+        table = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
+        QMessageBox.information(
+            self, self.tr("Keyboard shortcuts"), f"<table cellspacing='6'>{table}</table>"
+        )
+
+    def show_about(self) -> None:
+        from photosearch import __version__
+
+        pack = self.info.pack or self.tr("none installed")
+        QMessageBox.about(
+            self,
+            self.tr("About photosearch"),
+            self.tr(
+                "<h3>photosearch {version}</h3>"
+                "<p>Finds photos on your own disks from a typed description. Everything runs "
+                "on this computer; nothing is sent anywhere.</p>"
+                "<p>Model pack: {pack}</p>"
+                "<p>photosearch is MIT-licensed. It uses Qt for Python (LGPL 3), ONNX Runtime "
+                "(MIT), FAISS (MIT), Pillow (MIT-CMU) and NumPy (BSD). Each model pack has its "
+                "own licence: see <i>Library ▸ Model packs…</i>.</p>"
+            ).format(version=__version__, pack=pack),
+        )
 
     def _focus_search(self) -> None:
         self.search_field.setFocus()

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-from photosearch.cli.parser import build_parser, command
+from photosearch.cli.parser import build_parser, command, command_parser
 from photosearch.errors import PhotosearchError
 
 __all__ = ["build_parser", "main"]
@@ -43,9 +43,11 @@ def _honour_ctrl_c() -> Iterator[None]:
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The usage errors argparse cannot see by itself (exit 2)."""
     if args.command == "folders" and args.action in ("add", "remove") and not args.paths:
-        parser.error(f"folders {args.action} needs at least one PATH")
+        command_parser(parser, "folders").error(f"folders {args.action} needs at least one PATH")
     if args.command == "search" and not args.text.strip() and not args.like:
-        parser.error("search needs a description, or an example image with --like")
+        command_parser(parser, "search").error(
+            "search needs a description, or an example image with --like"
+        )
     if args.self_test_pack and not args.self_test:
         parser.error("--pack goes with --self-test")
 

@@ -35,6 +35,8 @@ def pack_summary(pack: modelpack.ModelPack) -> dict[str, Any]:
         "image_size": list(pack.image.size),
         "precision": {"image": m["image"].get("precision"), "text": m["text"].get("precision")},
         "reranker": r.source.get("model") if r else None,
+        "reranker_problem": pack.reranker_problem,
+        "calibrated": "calibration" in m,
         "languages": m.get("languages") or "English",
         "source": m["source"].get("repo") or m["source"].get("kind"),
         "size_mb": round(sum(f["size"] for f in m["files"].values()) / 1e6, 1),
@@ -174,6 +176,12 @@ def print_results(doc: dict[str, Any], as_json: bool, *, show_all: bool = False)
         print(
             f"no good match{what}: the closest photos are below the relevance cut-off "
             f"({percent(doc['threshold'])}%){'' if show_all else '; --all lists them'}",
+            file=sys.stderr,
+        )
+    if doc.get("words_read"):
+        print(
+            f"note: the description is too long for the model: it read its first "
+            f"{doc['words_read']} words",
             file=sys.stderr,
         )
     if doc.get("calibration_note"):

@@ -360,4 +360,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_folders_and_index(sub)
     _add_search(sub)
     _add_upkeep(sub)
+    for command_parser in _commands(parser).values():
+        _home_after_the_command(command_parser)
     return parser
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parsers of ``parser``'s sub-commands, by name (none: empty)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def command_parser(parser: argparse.ArgumentParser, *names: str) -> argparse.ArgumentParser:
+    """The parser of the command ``names`` (e.g. "models", "download"), for its usage errors;
+    ``parser`` itself when there is none by that name."""
+    for name in names:
+        found = _commands(parser).get(name)
+        if found is None:
+            break
+        parser = found
+    return parser
+
+
+def _home_after_the_command(parser: argparse.ArgumentParser) -> None:
+    """``--home`` is accepted after the command too (``photosearch demo --home DIR``): absent
+    there, it leaves the global option's value alone."""
+    parser.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    for sub in _commands(parser).values():
+        _home_after_the_command(sub)

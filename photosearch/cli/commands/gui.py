@@ -15,14 +15,20 @@ from photosearch.cli.commands.models import cmd_info
 GUI_HINT = "(the desktop window needs PySide6 and a display; run `photosearch gui` to try it)"
 
 
-def _window(home: str | None, device: str, shot: Path | None, query: str | None) -> int:
-    """Run the desktop window until it closes."""
+def _window(
+    home: str | None,
+    device: str,
+    shot: Path | None,
+    query: str | None,
+    examples: tuple[str, ...] = (),
+) -> int:
+    """Run the desktop window until it closes (``examples``: queries it offers to try)."""
     try:
         from photosearch.ui.app import run
     except ImportError as e:
         print(f"photosearch: error: the desktop window cannot start: {e}", file=sys.stderr)
         return 1
-    return run(home, device, screenshot=shot, query=query)
+    return run(home, device, screenshot=shot, query=query, examples=examples)
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -58,13 +64,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say = (lambda m: None) if args.quiet else (lambda m: print(f"… {m}", file=sys.stderr))
     made = demo.prepare(home, args.photos, said=say)
     print(home)
-    print(
-        f"demo library: {home} ({args.photos} scenes, model pack {made.pack}); try:\n"
-        + "".join(f'  photosearch --home {home} search "{q}"\n' for q in made.queries[:3])
-        + "delete the folder when done",
-        file=sys.stderr,
+    where = (
+        f"demo library: {home} ({args.photos} scenes of coloured shapes, model pack {made.pack})"
     )
     if args.no_gui:
+        print(
+            f"{where}; describe shapes, colours and where they are, e.g.:\n"
+            + "".join(f'  photosearch --home {home} search "{q}"\n' for q in made.queries[:3])
+            + "delete the folder when done",
+            file=sys.stderr,
+        )
         return 0
+    print(
+        f"{where}; the window offers example queries. Delete the folder when done.", file=sys.stderr
+    )
     shot = Path(args.screenshot) if args.screenshot else None
-    return _window(str(home), args.device, shot, made.queries[0] if shot else None)
+    return _window(
+        str(home), args.device, shot, made.queries[0] if shot else None, tuple(made.queries[:4])
+    )

@@ -18,7 +18,7 @@ from photosearch.hints import NO_PACK_HINT
 def cmd_info(args: argparse.Namespace) -> int:
     import onnxruntime as ort
 
-    from photosearch.encoders import candidate_providers
+    from photosearch.encoders import candidate_providers, device_name
 
     p = config.paths(args.home)
     packs = []
@@ -40,16 +40,28 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"photosearch {__version__}")
     print(f"data:   {p.data}\nmodels: {p.models}\ncache:  {p.cache}")
-    print(f"ONNX Runtime {ort.__version__}; providers: {', '.join(info['providers_available'])}")
+    usable = [device_name([name]) for name in info["providers_tried"]]
+    unused = [
+        device_name([name])
+        for name in info["providers_available"]
+        if name not in info["providers_tried"]
+    ]
+    print(
+        f"ONNX Runtime {ort.__version__}; runs on: {', '.join(usable)}"
+        + (f" (also built in, not usable here: {', '.join(unused)})" if unused else "")
+    )
     if not packs:
         print(f"no model pack installed. {NO_PACK_HINT}")
     for s in packs:
         if "error" in s:
             print(f"  ✗ {s['path']}: {s['error']}")
         else:
+            reranker = s["reranker"] or "none"
+            if s["reranker_problem"]:
+                reranker = f"unusable ({s['reranker_problem']}; fast search works)"
             print(
                 f"  ✓ {s['name']}: {s['model']} ({s['pretrained']}), {s['embedding_dim']}-d, "
-                f"reranker: {s['reranker'] or 'none'}, {s['size_mb']} MB"
+                f"reranker: {reranker}, {s['size_mb']} MB"
             )
     return 0
 
