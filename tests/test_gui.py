@@ -272,6 +272,55 @@ def test_filters_that_exclude_everything_do_not_say_refining(qtbot, library: Lib
     close(window)
 
 
+def test_keyboard_a_new_query_starts_at_its_first_photo_and_esc_clears(
+    qtbot, library: Library
+) -> None:
+    from PySide6.QtGui import QKeySequence
+
+    window = open_window(qtbot, library)
+    window.refine.setValue(0)
+    search(qtbot, window, "a red circle")
+    window.view.setCurrentIndex(window.model.index(7))  # the user moved through the grid
+    search(qtbot, window, "a blue square")
+    assert window.view.currentIndex().row() == 0  # Tab lands on the best match, not rank 8
+    assert not window.view.selectionModel().selectedIndexes()
+    window.search_field.setFocus()
+    qtbot.keyClick(window.search_field, Qt.Key.Key_Escape)
+    assert window.search_field.text() == "" and window.model.rowCount() == 0
+    shortcuts = {
+        a.text(): [k.toString() for k in a.shortcuts()]
+        for m in window.menuBar().actions()
+        for a in m.menu().actions()
+    }
+    assert "Ctrl+," in shortcuts["&Settings…"]
+    assert "&About photosearch" in shortcuts and "F1" in shortcuts["&Keyboard shortcuts"]
+    assert QKeySequence("Ctrl+,").toString() == "Ctrl+,"
+    close(window)
+
+
+def test_the_demo_window_offers_its_example_queries(qtbot, library: Library) -> None:
+    window = open_window(qtbot, library)
+    window._start_searching()
+    window.search_field.clear()
+    window.search_now()
+    window.set_examples(["a red circle", "a blue square"])
+    assert "a red circle" in window.grid.empty.text() and "href" in window.grid.empty.text()
+    shown = []
+    window.results_shown.connect(shown.append)
+    window.grid.empty.linkActivated.emit("1")
+    qtbot.waitUntil(lambda: bool(shown) and not shown[-1].pending, timeout=WAIT_MS)
+    assert window.search_field.text() == "a blue square" and window.model.rowCount() > 0
+    close(window)
+
+
+def test_welcome_page_says_why_it_cannot_start(qtbot, isolated_home: Path) -> None:
+    window = open_window(qtbot, Library(isolated_home))
+    start = window.welcome.start_button
+    assert not start.isEnabled() and "model pack" in start.toolTip()
+    assert not window.zoom.isVisibleTo(window)  # no thumbnails on the welcome page
+    close(window)
+
+
 def test_refine_off_gives_fast_results_only(qtbot, library: Library) -> None:
     window = open_window(qtbot, library)
     window.refine.setValue(0)

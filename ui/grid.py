@@ -79,7 +79,7 @@ class ResultGrid(QStackedWidget):
         if not keep_place:
             chosen, current = set(), None
             selection.clearSelection()
-        reordered = self.model.set_results(results)
+        reordered = self.model.set_results(results, in_place=keep_place)
         if not reordered and self.model.rowCount():
             rows = [r for r in (self.model.row_of(pid) for pid in chosen) if r >= 0]
             cur = self.model.row_of(current.photo_id) if current else -1

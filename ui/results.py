@@ -113,12 +113,13 @@ class ResultsModel(QAbstractListModel):
                 return n
         return -1
 
-    def set_results(self, rows: Sequence[Result]) -> bool:
-        """Show ``rows``; returns True when they were the same photos reordered in place."""
+    def set_results(self, rows: Sequence[Result], *, in_place: bool = True) -> bool:
+        """Show ``rows``; returns True when they were the same photos reordered in place
+        (only with ``in_place``: a new query's list is new, even of the same photos)."""
         rows = list(rows)
         old = [r.photo_id for r in self._rows]
         new = [r.photo_id for r in rows]
-        if old and len(old) == len(new) and set(old) == set(new):
+        if in_place and old and len(old) == len(new) and set(old) == set(new):
             self.layoutAboutToBeChanged.emit()
             where = {pid: n for n, pid in enumerate(new)}
             persistent = self.persistentIndexList()

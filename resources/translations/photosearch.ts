@@ -319,7 +319,107 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>Ctrl+F</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Go to the search field</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Esc</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Clear the search; close the viewer</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Enter</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Search now; open the chosen photo</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Tab, arrows</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Move into the results and through them</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Ctrl+Shift+F</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Show or hide the filters</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Ctrl+L</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Folders</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Ctrl+,</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Settings</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>F1</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>This list</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Ctrl+Q</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Quit</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Keyboard shortcuts</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>none installed</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>About photosearch</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&lt;h3&gt;photosearch {version}&lt;/h3&gt;&lt;p&gt;Finds photos on your own disks from a typed description. Everything runs on this computer; nothing is sent anywhere.&lt;/p&gt;&lt;p&gt;Model pack: {pack}&lt;/p&gt;&lt;p&gt;photosearch is MIT-licensed. It uses Qt for Python (LGPL 3), ONNX Runtime (MIT), FAISS (MIT), Pillow (MIT-CMU) and NumPy (BSD). Each model pack has its own licence: see &lt;i&gt;Library ▸ Model packs…&lt;/i&gt;.&lt;/p&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Type a description to search your photos.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Help</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Keyboard shortcuts</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;About photosearch</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -335,6 +435,10 @@
         <translation type="unfinished">
             <numerusform></numerusform>
         </translation>
+    </message>
+    <message>
+        <source>Try:</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
         <source>Checking and installing the model pack…</source>
@@ -396,6 +500,10 @@
     </message>
     <message>
         <source> · {ms:.0f} ms</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source> · too long: the model read the first {n} words</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -571,6 +679,7 @@ Refine: yes</source>
     <name>ResultDelegate</name>
     <message>
         <source>offline</source>
+        <extracomment>Below this side a file name would shrink to a few letters: only the tooltip has it.</extracomment>
         <translation type="unfinished"></translation>
     </message>
 </context>
@@ -782,11 +891,27 @@ Refine: yes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>No model pack is installed yet. photosearch needs one to understand photos: get one with Get a model pack… (a download of about 600 MB, once; then everything works offline), or import a pack folder. From a terminal: &lt;code&gt;photosearch models download&lt;/code&gt; (a ready model, no torch needed; &lt;code&gt;photosearch models available&lt;/code&gt; lists them), &lt;code&gt;photosearch models prepare&lt;/code&gt;, &lt;code&gt;photosearch models import PACK_DIR&lt;/code&gt;, or try &lt;code&gt;photosearch demo&lt;/code&gt;{problem}</source>
+        <source>The installed model pack cannot be used: {problem}. Get a model pack again, or import a pack folder.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>No model pack is installed yet. photosearch needs one to understand photos: &lt;b&gt;Get a model pack…&lt;/b&gt; downloads one (about 600 MB, once; then everything works offline), or import a pack folder. From a terminal: &lt;code&gt;photosearch models download&lt;/code&gt; (a ready model, no torch needed; &lt;code&gt;photosearch models available&lt;/code&gt; lists them), &lt;code&gt;photosearch models prepare&lt;/code&gt;, or try &lt;code&gt;photosearch demo&lt;/code&gt;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <source>No folders yet: add the folders that hold your photos.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>First get a model pack and add a folder</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>First get a model pack</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>First add a folder of photos</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
