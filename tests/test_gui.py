@@ -321,6 +321,21 @@ def test_welcome_page_says_why_it_cannot_start(qtbot, isolated_home: Path) -> No
     close(window)
 
 
+def test_new_photos_appear_in_the_shown_results(qtbot, library: Library, photos: Path) -> None:
+    """A photo indexed while a query is shown joins its list without Enter; the photo the user
+    was on stays current."""
+    window = open_window(qtbot, library, watch=True)
+    window.refine.setValue(0)
+    search(qtbot, window, "a red circle")
+    assert window.model.rowCount() == 12
+    window.view.setCurrentIndex(window.model.index(3))
+    current = window.model.result(3).photo_id
+    good_photos(photos / "c", 1, start_seed=500)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 13, timeout=WAIT_MS)
+    assert window.model.result(window.view.currentIndex().row()).photo_id == current
+    close(window)
+
+
 def test_refine_off_gives_fast_results_only(qtbot, library: Library) -> None:
     window = open_window(qtbot, library)
     window.refine.setValue(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import sys
@@ -86,7 +87,7 @@ def run(
 ) -> int:
     """Open the window and run until it is closed. ``screenshot``/``query``: type ``query``,
     wait for its results, save a picture of the window and quit (for the docs and tests)."""
-    from photosearch.library import Library
+    from photosearch.library import Library, LibraryLockedError
     from photosearch.ui.window import MainWindow
 
     app = application()
@@ -98,6 +99,23 @@ def run(
     threads = int(state.get("threads", 0, int)) or None
     try:
         library = Library(home, device=chosen, threads=threads)
+    except LibraryLockedError:
+        # The window's own words: no pid, no command-line options; the folder on its own line.
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            app.translate("app", "photosearch"),
+            app.translate("app", "photosearch is already open for this library."),
+        )
+        box.setInformativeText(
+            app.translate(
+                "app",
+                "Another photosearch window, or an indexing run in a terminal, is using the "
+                "library in {folder}. Switch to that window, or close it and try again.",
+            ).format(folder=f"<br><nobr>{html.escape(str(paths.data))}</nobr><br>")
+        )
+        box.exec()
+        hook.uninstall()
+        return 1
     except PhotosearchError as e:
         QMessageBox.critical(None, app.translate("app", "photosearch"), str(e))
         hook.uninstall()

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QDate, Signal
+from PySide6.QtCore import QDate, QLocale, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDateEdit, QHBoxLayout, QLabel, QWidget
 
 from photosearch.catalog import Filters
 from photosearch.search import parse_formats
 
 FILE_TYPES = ["jpg", "png", "heic", "webp", "tif", "gif", "bmp"]
+
+
+def date_format() -> str:
+    """The user's locale's short date format; ISO 8601 where the locale has none of its own
+    (C, POSIX: Qt would write "3 12 2025")."""
+    locale = QLocale()
+    if locale.language() == QLocale.Language.C:
+        return "yyyy-MM-dd"
+    return locale.dateFormat(QLocale.FormatType.ShortFormat)
 
 
 class FilterBar(QWidget):
@@ -24,8 +33,10 @@ class FilterBar(QWidget):
         self.folder.addItem(self.tr("All folders"), None)
         self.after_on = QCheckBox(self.tr("From"))
         self.after = QDateEdit(QDate.currentDate().addYears(-1), calendarPopup=True)
+        self.after.setDisplayFormat(date_format())
         self.before_on = QCheckBox(self.tr("until"))
         self.before = QDateEdit(QDate.currentDate(), calendarPopup=True)
+        self.before.setDisplayFormat(date_format())
         self.kind = QComboBox()
         self.kind.addItem(self.tr("All file types"), None)
         for ext in FILE_TYPES:

@@ -79,6 +79,7 @@ class ResultGrid(QStackedWidget):
         if not keep_place:
             chosen, current = set(), None
             selection.clearSelection()
+        scrolled = self.view.verticalScrollBar().value()
         reordered = self.model.set_results(results, in_place=keep_place)
         if not reordered and self.model.rowCount():
             rows = [r for r in (self.model.row_of(pid) for pid in chosen) if r >= 0]
@@ -92,7 +93,10 @@ class ResultGrid(QStackedWidget):
         if not self.model.rowCount():
             return False
         self.setCurrentIndex(0)
-        if not keep_place:
+        if keep_place:  # the same query's list: it does not jump under the user
+            self.view.doItemsLayout()
+            self.view.verticalScrollBar().setValue(scrolled)
+        else:
             self.view.scrollToTop()
         return True
 

@@ -113,7 +113,9 @@ class UnreadableDialog(QDialog):
                 self.tr(
                     "These files were skipped. They are tried again when they change; "
                     "nothing else needs doing."
-                ),
+                )
+                if errors
+                else self.tr("Every file could be read."),
                 wordWrap=True,
             )
         )
@@ -124,6 +126,7 @@ class UnreadableDialog(QDialog):
             self.tree.addTopLevelItem(QTreeWidgetItem([path, reason]))
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         layout.addWidget(self.tree)
+        self.tree.setVisible(bool(errors))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)

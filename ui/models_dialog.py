@@ -322,7 +322,12 @@ class ModelsDialog(QDialog):
             self.start_button.setText(self.tr("Resume"))
         else:
             self.bar.setVisible(False)
-            self.status.setText(self.tr("Nothing was installed: {why}").format(why=message))
+            said = "nothing was installed" in message.lower()  # the engine said it already
+            self.status.setText(
+                message[:1].upper() + message[1:]
+                if said
+                else self.tr("Nothing was installed: {why}").format(why=message)
+            )
             self.start_button.setText(self.tr("Try again"))
 
     def _ended(self) -> None:

@@ -64,6 +64,7 @@ from photosearch.watcher import FolderOffline, FolderOnline, PhotosIndexed, Read
 log = logging.getLogger(__name__)
 
 SEARCH_DELAY_MS = 250
+REFRESH_AFTER_MS = 1500  # after the last batch of newly indexed photos, search again
 DEFAULT_LIMIT = 1000
 ZOOM = (64, 320, 160)  # smallest, largest, default thumbnail side
 
@@ -165,6 +166,8 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.search_field.setCompleter(self.history)
         self._debounce = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
         self._debounce.timeout.connect(self.search_now)
+        self._refresh_results = QTimer(self, singleShot=True, interval=REFRESH_AFTER_MS)
+        self._refresh_results.timeout.connect(self._search_again)
         self.search_field.textEdited.connect(self._typed)
         self.search_field.returnPressed.connect(self._entered)
         top.addWidget(self.search_field, 1)
@@ -339,7 +342,7 @@ class MainWindow(WindowDialogs, QMainWindow):
                 )
             )
         else:
-            photos = self.info.photos  # (a plain name: lupdate reads nothing else as a count)
+            photos = self.info.indexed  # searchable ones (a plain name: lupdate needs it)
             text = self.tr("Type a description to search your %n photo(s).", "", photos)
             if self.examples:
                 links = "<br>".join(
@@ -443,10 +446,17 @@ class MainWindow(WindowDialogs, QMainWindow):
                 self.indexing_changed.emit()
             self.refresh_library()
             wanted = self.search_field.text().strip() or self._like
-            if isinstance(event, PhotosIndexed) and wanted and not self.model.rowCount():
-                self.search_now()
+            if isinstance(event, PhotosIndexed) and wanted:
+                # New photos may match: the same query again, once indexing pauses for a
+                # moment; the list keeps its place (the chosen photo, the scroll position).
+                self._refresh_results.start()
 
     # -- searching ---------------------------------------------------------------------------
+
+    def _search_again(self) -> None:
+        """The shown query once more (new photos were indexed), unless the user is typing."""
+        if not self._debounce.isActive() and self.current_query() is not None:
+            self.search_now()
 
     def _typed(self, _text: str) -> None:
         self._typed_at = time.perf_counter()
@@ -727,6 +737,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self._closed = True
         self._save()
         self._debounce.stop()
+        self._refresh_results.stop()
         self.statusBar().clearMessage()  # stops its timer
         watcher = self.watcher
         if watcher not in (None, True):

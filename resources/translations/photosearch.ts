@@ -772,6 +772,10 @@ Refine: yes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>Every file could be read.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>File</source>
         <translation type="unfinished"></translation>
     </message>
@@ -927,6 +931,14 @@ Refine: yes</source>
     <name>app</name>
     <message>
         <source>photosearch</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>photosearch is already open for this library.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Another photosearch window, or an indexing run in a terminal, is using the library in {folder}. Switch to that window, or close it and try again.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

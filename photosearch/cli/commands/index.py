@@ -96,7 +96,7 @@ def _say_indexed(rep: Any, unchanged: int) -> None:
     print(
         f"indexed {r.indexed} photos in {r.seconds:.1f} s ({r.rate:.1f}/s); "
         f"{unchanged} unchanged, {rep.moved} moved, {rep.removed} removed, "
-        f"{r.failed} unreadable"
+        f"{r.failed} unreadable this run"  # `status` counts every unreadable file
     )
     for p, why in r.errors[:20]:
         print(f"  ✗ {p}: {why}")

@@ -88,7 +88,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"model: {s['model']['name']} ({s['model']['source']}) on {s['device']}")
     else:
         print(f"model: none — {s['model_problem']}")
-    print(f"photos: {s['photos']} in {len(s['folders'])} folders")
+    n = len(s["folders"])
+    print(f"photos: {s['photos']} in {n} folder{'' if n == 1 else 's'}")
     if "indexed" in s:
         print(f"indexed: {s['indexed']}, pending: {s['pending']}, unreadable: {s['errors']}")
     for f in s["folders"]:
