@@ -146,7 +146,7 @@ def _shoot(window, path: Path, query: str) -> None:  # noqa: ANN001
         window.close()
 
     def shown(results) -> None:  # noqa: ANN001
-        if results.refined or results.rerank == 0 or results.note:
+        if not results.pending:
             QTimer.singleShot(1500, save)
 
     def ready(info) -> None:  # noqa: ANN001

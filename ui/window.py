@@ -206,6 +206,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.verdict = QLabel(wordWrap=True)
         self.verdict.hide()
         row.addWidget(self.verdict, 1)
+        row.addStretch(0)  # with no verdict, the switch sits at the right
         self.weaker_button = QToolButton(checkable=True)
         self.weaker_button.setToolTip(
             self.tr("Photos below the relevance cut-off: less likely to be what you described")
