@@ -146,10 +146,11 @@ def test_backward_scorer_reads_the_query_reversed_and_adds_up(tmp_path: Path) ->
         assert (n == 2 * mask.sum(1).numpy()).all()
     forward_only = CrossAttentionScorer(pack, device="cpu", directions=("forward",))
     assert list(forward_only.score_each("dog", tokens)) == ["forward"]
-    # A pack without the file it names is refused as any other broken pack.
+    # A pack without a file its reranker names searches fast only and says which file.
     (out / modelpack.RERANKER_SCORER_BACKWARD).unlink()
-    with pytest.raises(modelpack.PackError):
-        modelpack.verify(out, full=True)
+    broken = modelpack.verify(out, full=True)
+    assert broken.reranker is None
+    assert modelpack.RERANKER_SCORER_BACKWARD in broken.reranker_problem
 
 
 def test_backward_scorer_must_read_the_rerankers_image_tokens(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +22,7 @@ from photosearch.relevance import (
 )
 from photosearch.search import Query
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-SYNTHETIC_PACK = ROOT / "tests" / "data" / "synthetic-pack"
+SYNTHETIC_PACK = Path(__file__).resolve().parent / "data" / "synthetic-pack"
 needs_trained_pack = pytest.mark.skipif(
     not (SYNTHETIC_PACK / "manifest.json").exists(), reason="tests/data/synthetic-pack missing"
 )
