@@ -288,6 +288,17 @@ def test_search_options_and_settings(
     assert bad_date.returncode == 1 and "not a date" in bad_date.stderr
     nothing = photosearch(isolated_home, "search")
     assert nothing.returncode == 2 and "--like" in nothing.stderr
+    assert "usage: photosearch search" in nothing.stderr  # search's own usage, not the top's
+    similar = photosearch(isolated_home, "similar", str(tmp_path / "p" / "a" / "photo_000.jpg"))
+    assert similar.returncode == 0 and "refine" not in similar.stderr  # nobody asked
+    assert "#1" in similar.stdout  # an example search shows ranks: the curves are for text
+    long_text = " ".join(["a red circle left of a blue square"] * 20)
+    cut = photosearch(isolated_home, "search", long_text, "--rerank", "0")
+    assert "too long for the model" in cut.stderr and "first" in cut.stderr
+    status = photosearch(isolated_home, "--home", str(isolated_home), "status")
+    assert "in 1 folder\n" in status.stdout
+    after = photosearch(isolated_home, "status", "--home", str(isolated_home))  # after it too
+    assert after.returncode == 0 and after.stdout == status.stdout
     assert photosearch(isolated_home, "search", "x", "--rerank", "-1").returncode == 2
 
     # Settings: the defaults a power user changes once.
