@@ -129,6 +129,7 @@ class Asked:
     text: str
     present: bool  # its photo is in the library
     rows: list[Row]  # in the refined list's order (refined top K, then the fast rest)
+    photo: int | None = None  # which photo it describes (the fit/test split keeps photos whole)
 
 
 def search_all(
@@ -174,7 +175,7 @@ def search_all(
             rows = [
                 Row(r.fast_score, r.rerank_score, where.get(r.path.resolve()) == want) for r in res
             ]
-            return Asked(text, want is not None, rows)
+            return Asked(text, want is not None, rows, want)
 
         t0 = time.perf_counter()
         present = [ask(text, i) for i, (_, caps) in enumerate(items) for text in caps[:per_photo]]
@@ -305,9 +306,10 @@ def calibrate(
 ) -> tuple[Calibration, dict[str, Any]]:
     """Fit on one half of the queries (by photo), report on the other."""
     rng = np.random.default_rng(seed)
-    half = rng.permutation(len(present)) % 2 == 0
-    fit = [a for a, h in zip(present, half, strict=True) if h]
-    test = [a for a, h in zip(present, half, strict=True) if not h]
+    photos = sorted({a.photo for a in present}, key=lambda p: -1 if p is None else p)
+    in_fit = {p: i % 2 == 0 for p, i in zip(photos, rng.permutation(len(photos)), strict=True)}
+    fit = [a for a in present if in_fit[a.photo]]
+    test = [a for a in present if not in_fit[a.photo]]
     gone = rng.permutation(len(absent)) % 2 == 0
     fit_absent = [a for a, h in zip(absent, gone, strict=True) if h]
     test_absent = [a for a, h in zip(absent, gone, strict=True) if not h]

@@ -286,14 +286,23 @@ def _stamp(path: Path, files: dict[str, Any]) -> dict[str, list[int]]:
     return out
 
 
-def verify(path: str | os.PathLike[str], *, full: bool = False, record: bool = False) -> ModelPack:
+def verify(
+    path: str | os.PathLike[str],
+    *,
+    full: bool = False,
+    record: bool = False,
+    lenient: bool = False,
+) -> ModelPack:
     """Verify the pack at ``path`` and return it; raise :class:`PackError` naming what is wrong.
 
     Every listed file must exist with its recorded size and sha256, and no unlisted file may
     sit beside them (hidden files excepted). ``record`` (installed packs only: nothing is ever
     written into a pack being imported) leaves a stamp of each file's size, mtime, change time
     and inode after hashing, so later calls re-hash only when a file changed; ``full=True``
-    always re-hashes.
+    always re-hashes. ``lenient`` (opening an installed pack for use): a missing or damaged
+    file that only the reranker reads leaves a fast-only pack that says why
+    (:attr:`ModelPack.reranker_problem`) instead of refusing the pack; importing and
+    ``models verify`` stay strict.
     """
     path = Path(path)
     manifest = _read_manifest(path)
@@ -305,6 +314,8 @@ def verify(path: str | os.PathLike[str], *, full: bool = False, record: bool = F
     try:
         _check_sizes(path, optional)
     except PackError as e:  # fast search needs none of them: it goes on without refining
+        if not lenient:
+            raise
         return _without_reranker(path, manifest, e, core)
     pack = ModelPack(path=path, manifest=manifest)
     stamp = _stamp(path, files)
@@ -314,6 +325,8 @@ def verify(path: str | os.PathLike[str], *, full: bool = False, record: bool = F
     try:
         _check_hashes(path, optional)
     except PackError as e:
+        if not lenient:
+            raise
         return _without_reranker(path, manifest, e, core, hashed=True)
     if record:
         _record_stamp(path, stamp)
@@ -414,7 +427,7 @@ def _record_stamp(path: Path, stamp: dict[str, list[int]]) -> None:
 
 def load(path: str | os.PathLike[str]) -> ModelPack:
     """Open a pack for use (verified; re-hashed only if something changed since last time)."""
-    return verify(path, full=False, record=True)
+    return verify(path, full=False, record=True, lenient=True)
 
 
 def list_installed(models_dir: Path) -> list[Path]:

@@ -430,10 +430,16 @@ class Searcher:
         # A photo with no vector yet (still being indexed) can match by name: it ranks last.
         names_ranked = sorted(name_ids, key=lambda i: -fast.get(i, -np.inf))[: query.n]
         details = self.library.catalog.details([i for i, _ in pairs] + names_ranked)
-        k_rerank, beta = settings
         cal, why = for_manifest(models.pack.manifest)
         if query.like is not None:  # the curves were fitted on text queries: ranks only
             cal, why = None, None
+        k_rerank, beta = settings
+        if cal is not None and cal.refined is not None and k_rerank > 0 and cal.beta != beta:
+            why = (
+                f"relevance is calibrated for beta {cal.beta:g}; with beta {beta:g} results "
+                "are ranked, without a match score or cut-off"
+            )
+            cal = None
         threshold = None
         if cal is not None:
             threshold = query.threshold

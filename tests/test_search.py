@@ -129,6 +129,10 @@ def test_a_damaged_reranker_file_leaves_fast_search_whole(
         lib.index_photos()
     installed = isolated_home / "models" / "tiny-coca" / "reranker_scorer.onnx"
     installed.write_bytes(installed.read_bytes()[:-10] + b"0123456789")  # same size, other bytes
+    damaged = tmp_path / "damaged"
+    shutil.copytree(installed.parent, damaged, ignore=shutil.ignore_patterns(".*"))
+    with Library(tmp_path / "other") as other, pytest.raises(PackError, match="sha256"):
+        other.import_pack(damaged)  # never installed as it is: only an installed one limps on
     with Library(isolated_home) as lib:
         assert lib.pack.reranker is None and "sha256" in lib.pack.reranker_problem
         res = lib.search("a red circle", n=4, rerank=3)

@@ -96,6 +96,8 @@ class ResultGrid(QStackedWidget):
         if keep_place:  # the same query's list: it does not jump under the user
             self.view.doItemsLayout()
             self.view.verticalScrollBar().setValue(scrolled)
+            if self.view.currentIndex().isValid():  # (batched layout: the chosen one in view)
+                self.view.scrollTo(self.view.currentIndex())
         else:
             self.view.scrollToTop()
         return True

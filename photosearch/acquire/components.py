@@ -43,20 +43,26 @@ def add_reranker(
     check_space({_scratch(library): sizes})
     with tempfile.TemporaryDirectory(prefix=".reranker-", dir=_scratch(library)) as tmp:
         work = Path(tmp)
-        old = _names(target.manifest["reranker"]) if target.manifest.get("reranker") else {}
+        # The manifest as written: a damaged reranker is left out of the loaded pack's one.
+        written = modelpack.read_manifest(target.path)
+        old = _names(written["reranker"]) if written.get("reranker") else {}
         # A file the old reranker shares with the dual encoder (the exporter writes one
         # tokenizer.json for both when they are the same) stays: the encoder still needs it.
         own = {
             (target.manifest.get(part) or {}).get("file") for part in ("image", "text", "tokenizer")
         }
         old = {f: v for f, v in old.items() if f not in own}
-        for f in target.manifest["files"]:
+        for f in written["files"]:
             if f not in old:  # the target's own files: its folder is replaced, so a link will do
                 _link_or_copy(target.path / f, work / f)
         for theirs, ours in names.items():  # the donor stays installed: copies, never links
             shutil.copy2(donor.path / theirs, work / ours)
-        manifest = {k: v for k, v in target.manifest.items() if k not in ("files", "format")}
+        manifest = {k: v for k, v in written.items() if k not in ("files", "format")}
         manifest["reranker"] = _section(spec, names, donor)
+        if isinstance(manifest.get("calibration"), dict):  # its refined curve was another's
+            manifest["calibration"] = {
+                k: v for k, v in manifest["calibration"].items() if k not in ("refined", "beta")
+            }
         modelpack.finalize_manifest(
             work, manifest, format_version=int(target.manifest["format_version"])
         )
