@@ -30,14 +30,18 @@ from photosearch.bounds import check_threshold
 
 #: The manifest field a calibration lives in.
 FIELD = "calibration"
-UNCALIBRATED_NOTE = (
-    "this model pack has no relevance calibration: results are ranked, without a match "
-    "score or cut-off"
-)
+#: What a list without a calibration (or with one that does not apply) shows instead.
+RANKS_ONLY = "results are ranked, without a match score or cut-off"
+UNCALIBRATED_NOTE = f"this model pack has no relevance calibration: {RANKS_ONLY}"
 
 
 class CalibrationError(ValueError):
     """A calibration that cannot be used (a field missing, a number out of range)."""
+
+
+def _is_number(v: Any) -> bool:
+    """A JSON number (not a boolean) that is finite."""
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class Logistic:
             raise CalibrationError(f"{what} is not an object with a and b")
         a, b = d.get("a"), d.get("b")
         for name, v in (("a", a), ("b", b)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if not _is_number(v):
                 raise CalibrationError(f"{what}.{name} must be a finite number, not {v!r}")
         if a <= 0:  # type: ignore[operator]
             raise CalibrationError(f"{what}.a must be above 0 (a higher score is likelier)")
@@ -111,11 +115,11 @@ class Calibration:
         if d.get("refined") is not None:
             refined = Logistic.from_json(d["refined"], "calibration.refined")
             beta = d.get("beta")
-            if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
+            if not _is_number(beta) or beta < 0:
                 raise CalibrationError(f"calibration.beta must be a number ≥ 0, not {beta!r}")
             beta = float(beta)
         t = d.get("threshold")
-        if isinstance(t, bool) or not isinstance(t, (int, float)):
+        if not _is_number(t):
             raise CalibrationError(f"calibration.threshold must be a number, not {t!r}")
         try:
             check_threshold(float(t))
@@ -130,11 +134,8 @@ def for_manifest(manifest: dict[str, Any]) -> tuple[Calibration | None, str | No
     try:
         cal = Calibration.from_manifest(manifest)
     except CalibrationError as e:
-        return None, f"this model pack's relevance calibration cannot be used ({e}): {_RANKS}"
+        return None, f"this model pack's relevance calibration cannot be used ({e}): {RANKS_ONLY}"
     return (cal, None) if cal is not None else (None, UNCALIBRATED_NOTE)
-
-
-_RANKS = "results are ranked, without a match score or cut-off"
 
 
 def percent(p: float) -> int:

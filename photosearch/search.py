@@ -43,7 +43,7 @@ from photosearch.bounds import check_beta, check_depth, check_threshold
 from photosearch.catalog import Catalog, Filters, PhotoDetails
 from photosearch.errors import PhotosearchError
 from photosearch.imaging import load_for_model
-from photosearch.relevance import Calibration, displayed, for_manifest
+from photosearch.relevance import RANKS_ONLY, Calibration, displayed, for_manifest
 from photosearch.rerank import Cancelled, RerankStats, check
 
 log = logging.getLogger(__name__)
@@ -435,10 +435,7 @@ class Searcher:
             cal, why = None, None
         k_rerank, beta = settings
         if cal is not None and cal.refined is not None and k_rerank > 0 and cal.beta != beta:
-            why = (
-                f"relevance is calibrated for beta {cal.beta:g}; with beta {beta:g} results "
-                "are ranked, without a match score or cut-off"
-            )
+            why = f"relevance is calibrated for beta {cal.beta:g}; with beta {beta:g} {RANKS_ONLY}"
             cal = None
         threshold = None
         if cal is not None:
